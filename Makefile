@@ -1,0 +1,74 @@
+# streamfutures -- build, test, demo, bench.
+#   make demo      build, then replay seed 000 with the stdlib and with us
+#   make test      build, then every test: C, C under sanitizers, pytest
+PYTHON ?= python3
+VENV ?= .venv
+VPY = $(VENV)/bin/python
+CC ?= gcc
+WARN = -Wall -Wextra -Werror -Wshadow
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -Iinclude -pthread
+CORE_SRC = $(wildcard src/core/*.c)
+CORE_HDR = include/streamfutures.h src/core/internal.h
+TEST_SRC = $(wildcard tests/c/*.c)
+
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example clean
+
+all: lib ext
+
+build/libstreamfutures.a: $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p build/obj
+	@for f in $(CORE_SRC); do $(CC) $(ALL_CFLAGS) -fPIC -c $$f -o build/obj/$$(basename $$f .c).o || exit 1; done
+	ar rcs $@ build/obj/*.o
+
+lib: build/libstreamfutures.a
+
+build/test_runner: $(TEST_SRC) tests/c/test.h build/libstreamfutures.a
+	$(CC) $(ALL_CFLAGS) -Itests/c $(TEST_SRC) build/libstreamfutures.a -o $@
+
+build/%/test_runner: $(TEST_SRC) tests/c/test.h $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p build/$*
+	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer $(SAN_$*) -Itests/c $(TEST_SRC) $(CORE_SRC) -o $@
+
+SAN_asan = -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_tsan = -fsanitize=thread
+
+c-test: build/test_runner
+	./build/test_runner
+
+asan: build/asan/test_runner
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build/asan/test_runner
+
+tsan: build/tsan/test_runner
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch $$(uname -m) -R ./build/tsan/test_runner
+
+sanitize: asan tsan
+
+build/example_ordered_lines: examples/c/ordered_lines.c build/libstreamfutures.a
+	$(CC) $(ALL_CFLAGS) $< build/libstreamfutures.a -o $@
+
+example: build/example_ordered_lines
+
+$(VENV)/.stamp:
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest
+	touch $@
+
+venv: $(VENV)/.stamp
+
+ext: venv
+	$(VPY) setup.py -q build_ext --inplace
+
+py-test: ext
+	$(VPY) -m pytest -q tests/python
+
+test: c-test sanitize example py-test
+
+demo: ext
+	$(VPY) examples/seed000_demo.py
+
+bench: ext
+	$(VPY) bench/run_all.py
+
+clean:
+	rm -rf build streamfutures/*.so

@@ -1,0 +1,171 @@
+/*
+ * streamfutures.h -- the public C API of the streamfutures engine.
+ *
+ * Two objects:
+ *   sf_pool  a set of worker threads (at most max_threads) that run jobs,
+ *            plus input threads that run the serial input stage of maps.
+ *   sf_map   a lazy, bounded map over a pull-style input: the engine pulls
+ *            items on an input thread while fewer than `window` items are
+ *            acquired and not yet taken by the consumer, runs the work on
+ *            the pool's workers, and hands results back in input order (or
+ *            in completion order).
+ *
+ * Every callback the engine makes (sf_job.run/drop, sf_map_ops.*) runs with
+ * no engine lock held, on an engine thread between the attach/detach hooks,
+ * or on the thread that called the sf_* function that triggered it.  That
+ * is what lets an embedding runtime with a global lock (CPython) use it.
+ *
+ * Errors are 0 or a negative errno value.  All functions are thread-safe
+ * unless stated otherwise.
+ */
+#ifndef STREAMFUTURES_H
+#define STREAMFUTURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sf_pool sf_pool;
+typedef struct sf_map sf_map;
+typedef struct sf_job sf_job;
+
+/* ---- threads -------------------------------------------------------- */
+
+enum sf_thread_kind { SF_THREAD_WORKER = 0, SF_THREAD_INPUT = 1 };
+
+/* Hooks around the life of every engine thread.  Any member may be NULL.
+ * thread_start runs first on the new thread, detached; a nonzero return on
+ * a worker breaks the pool (like a failing initializer): queued and future
+ * jobs are dropped with -EPIPE.  attach/detach bracket every run of jobs;
+ * the engine detaches before it parks and at least every jobs_per_attach
+ * jobs, so an embedder can hand a global lock to other threads. */
+typedef struct sf_thread_hooks {
+    void *ctx;
+    int (*thread_start)(void *ctx, enum sf_thread_kind kind, unsigned index,
+                        void **thread_state);
+    void (*thread_stop)(void *ctx, void *thread_state);
+    void (*attach)(void *ctx, void *thread_state);
+    void (*detach)(void *ctx, void *thread_state);
+} sf_thread_hooks;
+
+typedef struct sf_pool_options {
+    unsigned max_threads;            /* worker threads, > 0 */
+    unsigned jobs_per_attach;        /* 0: default (64) */
+    const char *thread_name_prefix;  /* native thread names; NULL: "sf" */
+    sf_thread_hooks hooks;
+} sf_pool_options;
+
+/* ---- jobs ------------------------------------------------------------ */
+
+#define SF_JOB_DONE 0
+#define SF_JOB_REQUEUE 1
+
+/* An intrusive job.  The owner allocates it and keeps it alive until run
+ * or drop has been called; after that the engine never touches it. */
+struct sf_job {
+    sf_job *next;                            /* engine-owned */
+    int (*run)(sf_job *job);                 /* SF_JOB_DONE or SF_JOB_REQUEUE */
+    void (*drop)(sf_job *job, int reason);   /* never ran: -ECANCELED, -EPIPE */
+};
+
+int sf_pool_create(sf_pool **out, const sf_pool_options *options);
+
+/* Queue a job for a worker.  -ESHUTDOWN after sf_pool_shutdown, -EPIPE when
+ * the pool is broken, -EAGAIN when no thread could be started. */
+int sf_pool_submit(sf_pool *pool, sf_job *job);
+
+#define SF_SHUTDOWN_WAIT 1u            /* join every thread before returning */
+#define SF_SHUTDOWN_CANCEL_PENDING 2u  /* drop queued jobs, cancel map items not started */
+#define SF_SHUTDOWN_CANCEL_MAPS 4u     /* stop input of maps that still have a consumer */
+
+/* Refuse new jobs; threads exit once the pool has no job queued or running.
+ * Maps whose consumer is still attached keep their acquired items and stop
+ * acquiring once their window is full; maps whose consumer detached run to
+ * the end of their input.  Idempotent. */
+void sf_pool_shutdown(sf_pool *pool, unsigned flags);
+
+/* 1 when the pool is broken (a worker's thread_start failed). */
+int sf_pool_broken(const sf_pool *pool);
+
+/* Nonzero when the calling thread is one of this pool's threads. */
+int sf_pool_owns_current_thread(const sf_pool *pool);
+
+/* Threads the pool has started and not yet joined. */
+unsigned sf_pool_thread_count(const sf_pool *pool);
+
+/* Join every thread if all have exited; returns 1 if joined, 0 if some are
+ * still running (then nothing is done). */
+int sf_pool_try_join(sf_pool *pool);
+
+/* Shut down (waiting) and free.  Must not be called from a pool thread. */
+void sf_pool_destroy(sf_pool *pool);
+
+/* ---- maps ------------------------------------------------------------ */
+
+enum sf_pull { SF_PULL_ITEM = 0, SF_PULL_END = 1, SF_PULL_ERROR = 2 };
+
+typedef struct sf_map_ops {
+    /* Serial input stage, on an input thread: store the next item in *item
+     * and return SF_PULL_ITEM; SF_PULL_END at the end; SF_PULL_ERROR with
+     * an error value in *item when the input failed (it ends the input). */
+    enum sf_pull (*pull)(void *ctx, void **item);
+    /* Parallel stage, on a worker: replace *value (an item) by its result
+     * and return 0, or by an error value and return nonzero. */
+    int (*work)(void *ctx, void **value);
+    /* Release an item, result or error value the consumer will never see. */
+    void (*discard)(void *ctx, void *value);
+    /* The map is freed: release ctx. */
+    void (*destroy)(void *ctx);
+} sf_map_ops;
+
+#define SF_WINDOW_UNBOUNDED 0u
+
+typedef struct sf_map_options {
+    size_t window;     /* max items acquired and not yet taken; SF_WINDOW_UNBOUNDED */
+    int unordered;     /* hand results out in completion order */
+} sf_map_options;
+
+/* Create a map on a pool and start acquiring input at once.  On success
+ * the caller holds the consumer reference.  On failure ops->destroy has
+ * not been called. -ESHUTDOWN, -EPIPE, -ENOMEM. */
+int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
+                  const sf_map_options *options);
+
+enum sf_outcome {
+    SF_RESULT = 0,       /* value is a result */
+    SF_ERROR = 1,        /* value is the work's error value */
+    SF_CANCELLED = 2,    /* item was cancelled (shutdown with cancel); value NULL */
+    SF_INPUT_ERROR = 3,  /* value is the input's error; the iteration ends after it */
+    SF_END = 4,          /* no more items */
+    SF_SHUT_DOWN = 5,    /* no more items: input acquisition was stopped by shutdown */
+    SF_BROKEN = 6,       /* no more items: the pool broke */
+};
+
+/* Take the next result (ownership of *value passes to the caller).
+ * deadline_ns: absolute CLOCK_MONOTONIC time, 0 = poll, -1 = no deadline.
+ * Returns an sf_outcome, -EAGAIN when polling found nothing, -ETIMEDOUT.
+ * Only one thread may consume a map at a time. */
+int sf_map_next(sf_map *map, void **value, int64_t deadline_ns);
+
+/* Early exit: cancel every item not yet started, stop acquiring input,
+ * discard held results, and drop the consumer reference.  Running items
+ * finish in the background and their results are discarded. */
+void sf_map_close(sf_map *map);
+
+/* Fire-and-forget: drop the consumer reference but keep running every item
+ * to the end of the input, discarding results, in the same bounded memory. */
+void sf_map_detach(sf_map *map);
+
+/* Items acquired and not yet taken (the quantity the window bounds). */
+size_t sf_map_outstanding(sf_map *map);
+
+/* Monotonic clock in nanoseconds, the clock of every deadline. */
+int64_t sf_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STREAMFUTURES_H */

@@ -1,0 +1,65 @@
+/* internal.h -- names shared between src/core files (sf__ prefix). */
+#ifndef SF_INTERNAL_H
+#define SF_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "streamfutures.h"
+
+/* ---- sync.c: event count on a futex ---------------------------------- */
+
+/* A waiter reads a key with sf__event_prepare, re-checks its condition,
+ * then sleeps in sf__event_wait until the key changes.  A signal bumps the
+ * key and makes a futex call only when somebody announced waiting. */
+typedef struct sf__event {
+    _Atomic uint32_t key;
+    _Atomic uint32_t waiters;
+} sf__event;
+
+void sf__event_init(sf__event *event);
+uint32_t sf__event_prepare(sf__event *event);
+void sf__event_cancel(sf__event *event);
+/* 0 when woken (or key already changed), -ETIMEDOUT at the deadline,
+ * -EINTR when a signal interrupted the sleep.  deadline_ns -1: none. */
+int sf__event_wait(sf__event *event, uint32_t key, int64_t deadline_ns);
+void sf__event_signal_one(sf__event *event);
+void sf__event_signal_all(sf__event *event);
+
+void sf__mutex_init(pthread_mutex_t *mutex);
+void sf__lock(pthread_mutex_t *mutex);
+void sf__unlock(pthread_mutex_t *mutex);
+
+/* ---- pool.c: what maps need from the pool ----------------------------- */
+
+enum sf__lane { SF__LANE_WORK = 0, SF__LANE_INPUT = 1 };
+
+/* Who is posting: a consumer-side post is refused after shutdown; an
+ * engine-side post (made while the pool still has active jobs, e.g. from a
+ * running job or to keep a detached map draining) is accepted until the
+ * pool has gone quiet. */
+enum sf__poster { SF__BY_CONSUMER = 0, SF__BY_ENGINE = 1 };
+
+int sf__pool_post(sf_pool *pool, sf_job *job, enum sf__lane lane,
+                  enum sf__poster poster);
+unsigned sf__pool_max_threads(const sf_pool *pool);
+int sf__pool_register_map(sf_pool *pool, sf_map *map);
+void sf__pool_unregister_map(sf_pool *pool, sf_map *map);
+
+/* ---- window.c: what the pool needs from maps --------------------------- */
+
+/* Map registry link, embedded in sf_map. */
+typedef struct sf__map_link {
+    struct sf__map_link *prev, *next;
+} sf__map_link;
+
+sf__map_link *sf__map_link_of(sf_map *map);
+sf_map *sf__map_of_link(sf__map_link *link);
+int sf__map_try_ref(sf_map *map);
+void sf__map_unref(sf_map *map);
+/* Shutdown reached this map: cancel items not started (cancel_pending) and
+ * stop its input if it still has a consumer (cancel_input). */
+void sf__map_on_shutdown(sf_map *map, int cancel_pending, int cancel_input);
+
+#endif

@@ -1,0 +1,465 @@
+/*
+ * pool.c -- worker threads, input threads and their job queues.
+ *
+ * DESIGN.  A pool has two lanes, each a FIFO of intrusive sf_job's served
+ * by its own threads: the work lane (at most max_threads workers, started
+ * lazily when a job finds no idle worker) and the input lane (one thread per
+ * job running at once, for the serial input stage of maps, so a slow input
+ * never occupies a worker).  `active` counts jobs queued or running in both
+ * lanes; after shutdown a thread exits once active is 0, so "shut down and
+ * quiet" is the only exit condition and shutdown(wait) is a plain join.
+ *
+ * Invariants (under pool->mu):
+ *   active == queued jobs + running jobs, over both lanes;
+ *   idle <= threads of that lane; wakes_pending <= idle;
+ *   after shutdown, a job is accepted only from the engine and only while
+ *   active > 0 (so nothing is queued once the threads may have exited).
+ *
+ * Lock order: a map's mutex, then pool->mu.  pool->mu is never held while
+ * calling a job, a hook or a map function, and never while sleeping.
+ * Threads attach (hooks.attach) before running jobs and detach before
+ * parking and every jobs_per_attach jobs, so a runtime lock is shared.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct thread_node {
+    pthread_t tid;
+    struct thread_node *next;
+} thread_node;
+
+typedef struct lane {
+    sf_job *head, *tail;
+    sf__event ready;
+    unsigned idle;          /* threads parked or about to park */
+    unsigned wakes_pending; /* signals sent to idle threads not yet woken */
+    unsigned threads;       /* started */
+    unsigned exited;        /* returned from their main loop */
+    thread_node *thread_list;
+} lane;
+
+struct sf_pool {
+    pthread_mutex_t mu;
+    sf_pool_options options;
+    char prefix[16];
+    lane lanes[2];
+    unsigned active;
+    int shutdown;
+    _Atomic int broken;
+    sf__map_link maps; /* registry of live maps (circular, sentinel) */
+    pid_t owner_pid;
+};
+
+typedef struct thread_start_arg {
+    sf_pool *pool;
+    enum sf__lane lane;
+    unsigned index;
+} thread_start_arg;
+
+static _Thread_local const sf_pool *current_pool;
+
+/* ---- queue helpers (pool->mu held) ---------------------------------- */
+
+static void lane_push(lane *l, sf_job *job)
+{
+    job->next = NULL;
+    if (l->tail)
+        l->tail->next = job;
+    else
+        l->head = job;
+    l->tail = job;
+}
+
+static sf_job *lane_pop(lane *l)
+{
+    sf_job *job = l->head;
+    if (job) {
+        l->head = job->next;
+        if (!l->head)
+            l->tail = NULL;
+        job->next = NULL;
+    }
+    return job;
+}
+
+/* Detach the whole queue of a lane; returns how many jobs it held. */
+static unsigned lane_take_all(lane *l, sf_job **out)
+{
+    unsigned n = 0;
+    sf_job *job;
+    for (job = l->head; job; job = job->next)
+        n++;
+    *out = l->head;
+    l->head = l->tail = NULL;
+    return n;
+}
+
+static void drop_list(sf_job *job, int reason)
+{
+    while (job) {
+        sf_job *next = job->next;
+        job->next = NULL;
+        job->drop(job, reason);
+        job = next;
+    }
+}
+
+static void wake_everyone(sf_pool *pool)
+{
+    sf__event_signal_all(&pool->lanes[SF__LANE_WORK].ready);
+    sf__event_signal_all(&pool->lanes[SF__LANE_INPUT].ready);
+}
+
+/* ---- threads --------------------------------------------------------- */
+
+static void *thread_main(void *raw);
+
+/* pool->mu held.  Start one thread for the lane. */
+static int spawn(sf_pool *pool, enum sf__lane which)
+{
+    lane *l = &pool->lanes[which];
+    thread_start_arg *arg = malloc(sizeof *arg);
+    thread_node *node = malloc(sizeof *node);
+    if (!arg || !node) {
+        free(arg);
+        free(node);
+        return -ENOMEM;
+    }
+    arg->pool = pool;
+    arg->lane = which;
+    arg->index = l->threads;
+    int rc = pthread_create(&node->tid, NULL, thread_main, arg);
+    if (rc != 0) {
+        free(arg);
+        free(node);
+        return -rc;
+    }
+    node->next = l->thread_list;
+    l->thread_list = node;
+    l->threads++;
+    return 0;
+}
+
+/* Break the pool (a worker's thread_start failed): refuse new jobs and
+ * drop the queued ones.  Called on the failing thread, attached. */
+static void break_pool(sf_pool *pool)
+{
+    sf_job *work, *input;
+    unsigned n;
+
+    sf__lock(&pool->mu);
+    atomic_store(&pool->broken, 1);
+    n = lane_take_all(&pool->lanes[SF__LANE_WORK], &work);
+    n += lane_take_all(&pool->lanes[SF__LANE_INPUT], &input);
+    pool->active -= n;
+    sf__unlock(&pool->mu);
+    drop_list(work, -EPIPE);
+    drop_list(input, -EPIPE);
+    wake_everyone(pool);
+}
+
+static void *thread_main(void *raw)
+{
+    thread_start_arg arg = *(thread_start_arg *)raw;
+    sf_pool *pool = arg.pool;
+    lane *l = &pool->lanes[arg.lane];
+    const sf_thread_hooks *hooks = &pool->options.hooks;
+    unsigned budget = pool->options.jobs_per_attach;
+    unsigned since_attach = 0;
+    void *state = NULL;
+    int attached = 0, start_failed = 0;
+    char name[16];
+
+    free(raw);
+    current_pool = pool;
+    snprintf(name, sizeof name, "%.8s%s%u", pool->prefix,
+             arg.lane == SF__LANE_WORK ? "_" : "_in", arg.index);
+    pthread_setname_np(pthread_self(), name);
+
+    if (hooks->thread_start &&
+        hooks->thread_start(hooks->ctx, arg.lane == SF__LANE_WORK ? SF_THREAD_WORKER
+                                                                  : SF_THREAD_INPUT,
+                            arg.index, &state) != 0 &&
+        arg.lane == SF__LANE_WORK) {
+        start_failed = 1;
+        if (hooks->attach)
+            hooks->attach(hooks->ctx, state);
+        break_pool(pool);
+        if (hooks->detach)
+            hooks->detach(hooks->ctx, state);
+    }
+
+    sf__lock(&pool->mu);
+    while (!start_failed) {
+        sf_job *job = atomic_load(&pool->broken) && arg.lane == SF__LANE_WORK ? NULL
+                                                                               : lane_pop(l);
+        if (job) {
+            sf__unlock(&pool->mu);
+            if (!attached) {
+                if (hooks->attach)
+                    hooks->attach(hooks->ctx, state);
+                attached = 1;
+                since_attach = 0;
+            } else if (++since_attach >= budget) {
+                /* let other threads take the runtime lock now and then */
+                if (hooks->detach)
+                    hooks->detach(hooks->ctx, state);
+                if (hooks->attach)
+                    hooks->attach(hooks->ctx, state);
+                since_attach = 0;
+            }
+            int rc = job->run(job);
+            sf__lock(&pool->mu);
+            if (rc == SF_JOB_REQUEUE) {
+                lane_push(l, job);
+            } else if (--pool->active == 0 && pool->shutdown) {
+                wake_everyone(pool);
+            }
+            continue;
+        }
+        if (pool->shutdown && pool->active == 0)
+            break;
+        l->idle++;
+        uint32_t key = sf__event_prepare(&l->ready);
+        sf__unlock(&pool->mu);
+        if (attached) {
+            if (hooks->detach)
+                hooks->detach(hooks->ctx, state);
+            attached = 0;
+        }
+        sf__event_wait(&l->ready, key, -1);
+        sf__lock(&pool->mu);
+        l->idle--;
+        if (l->wakes_pending)
+            l->wakes_pending--;
+    }
+    l->exited++;
+    sf__unlock(&pool->mu);
+    if (attached && hooks->detach)
+        hooks->detach(hooks->ctx, state);
+    if (hooks->thread_stop)
+        hooks->thread_stop(hooks->ctx, state);
+    return NULL;
+}
+
+/* ---- public ---------------------------------------------------------- */
+
+int sf_pool_create(sf_pool **out, const sf_pool_options *options)
+{
+    sf_pool *pool;
+    if (!options || options->max_threads == 0)
+        return -EINVAL;
+    pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return -ENOMEM;
+    sf__mutex_init(&pool->mu);
+    pool->options = *options;
+    if (pool->options.jobs_per_attach == 0)
+        pool->options.jobs_per_attach = 64;
+    snprintf(pool->prefix, sizeof pool->prefix, "%s",
+             options->thread_name_prefix && options->thread_name_prefix[0]
+                 ? options->thread_name_prefix
+                 : "sf");
+    pool->options.thread_name_prefix = pool->prefix;
+    sf__event_init(&pool->lanes[0].ready);
+    sf__event_init(&pool->lanes[1].ready);
+    pool->maps.prev = pool->maps.next = &pool->maps;
+    pool->owner_pid = getpid();
+    atomic_init(&pool->broken, 0);
+    *out = pool;
+    return 0;
+}
+
+int sf__pool_post(sf_pool *pool, sf_job *job, enum sf__lane which, enum sf__poster poster)
+{
+    lane *l = &pool->lanes[which];
+    int rc = 0, wake = 0;
+
+    sf__lock(&pool->mu);
+    if (atomic_load(&pool->broken)) {
+        rc = -EPIPE;
+    } else if (pool->shutdown && (poster == SF__BY_CONSUMER || pool->active == 0)) {
+        rc = -ESHUTDOWN;
+    } else {
+        lane_push(l, job);
+        pool->active++;
+        if (l->idle > l->wakes_pending) {
+            l->wakes_pending++;
+            wake = 1;
+        } else if (which == SF__LANE_INPUT || l->threads < pool->options.max_threads) {
+            int spawned = spawn(pool, which);
+            if (spawned != 0 && l->threads - l->exited == 0) {
+                /* nobody could ever run it: hand it back */
+                sf_job **link = &l->head;
+                sf_job *prev = NULL;
+                while (*link != job) {
+                    prev = *link;
+                    link = &(*link)->next;
+                }
+                *link = NULL;
+                l->tail = prev;
+                pool->active--;
+                rc = -EAGAIN;
+            }
+        }
+    }
+    sf__unlock(&pool->mu);
+    if (wake)
+        sf__event_signal_one(&l->ready);
+    return rc;
+}
+
+int sf_pool_submit(sf_pool *pool, sf_job *job)
+{
+    return sf__pool_post(pool, job, SF__LANE_WORK, SF__BY_CONSUMER);
+}
+
+unsigned sf__pool_max_threads(const sf_pool *pool) { return pool->options.max_threads; }
+
+int sf__pool_register_map(sf_pool *pool, sf_map *map)
+{
+    sf__map_link *link = sf__map_link_of(map);
+    int rc = 0;
+    sf__lock(&pool->mu);
+    if (atomic_load(&pool->broken))
+        rc = -EPIPE;
+    else if (pool->shutdown)
+        rc = -ESHUTDOWN;
+    else {
+        link->next = &pool->maps;
+        link->prev = pool->maps.prev;
+        pool->maps.prev->next = link;
+        pool->maps.prev = link;
+    }
+    sf__unlock(&pool->mu);
+    return rc;
+}
+
+void sf__pool_unregister_map(sf_pool *pool, sf_map *map)
+{
+    sf__map_link *link = sf__map_link_of(map);
+    sf__lock(&pool->mu);
+    link->prev->next = link->next;
+    link->next->prev = link->prev;
+    link->prev = link->next = link;
+    sf__unlock(&pool->mu);
+}
+
+void sf_pool_shutdown(sf_pool *pool, unsigned flags)
+{
+    sf_job *work = NULL, *input = NULL;
+    sf_map **maps = NULL;
+    size_t nmaps = 0, i;
+    unsigned dropped = 0;
+    int cancel_pending = (flags & SF_SHUTDOWN_CANCEL_PENDING) != 0;
+    int cancel_input = (flags & SF_SHUTDOWN_CANCEL_MAPS) != 0;
+
+    if (getpid() != pool->owner_pid)
+        return; /* a forked child has none of the threads */
+
+    sf__lock(&pool->mu);
+    pool->shutdown = 1;
+    if (cancel_pending) {
+        /* the taken jobs stay counted in active until their drop ran, so
+         * the threads cannot exit while a drop may still post follow-ups */
+        dropped = lane_take_all(&pool->lanes[SF__LANE_WORK], &work);
+        dropped += lane_take_all(&pool->lanes[SF__LANE_INPUT], &input);
+    }
+    if (cancel_pending || cancel_input) {
+        size_t cap = 0;
+        sf__map_link *link;
+        for (link = pool->maps.next; link != &pool->maps; link = link->next)
+            cap++;
+        maps = cap ? malloc(cap * sizeof *maps) : NULL;
+        for (link = pool->maps.next; maps && link != &pool->maps; link = link->next)
+            if (sf__map_try_ref(sf__map_of_link(link)))
+                maps[nmaps++] = sf__map_of_link(link);
+    }
+    sf__unlock(&pool->mu);
+
+    for (i = 0; i < nmaps; i++) {
+        sf__map_on_shutdown(maps[i], cancel_pending, cancel_input);
+        sf__map_unref(maps[i]);
+    }
+    free(maps);
+    if (dropped) {
+        drop_list(work, -ECANCELED);
+        drop_list(input, -ECANCELED);
+        sf__lock(&pool->mu);
+        pool->active -= dropped;
+        sf__unlock(&pool->mu);
+    }
+    wake_everyone(pool);
+
+    if (flags & SF_SHUTDOWN_WAIT) {
+        int i_lane;
+        for (i_lane = 0; i_lane < 2; i_lane++) {
+            lane *l = &pool->lanes[i_lane];
+            for (;;) {
+                thread_node *node;
+                sf__lock(&pool->mu);
+                node = l->thread_list;
+                if (node)
+                    l->thread_list = node->next;
+                sf__unlock(&pool->mu);
+                if (!node)
+                    break;
+                pthread_join(node->tid, NULL);
+                free(node);
+            }
+        }
+    }
+}
+
+int sf_pool_broken(const sf_pool *pool) { return atomic_load(&((sf_pool *)pool)->broken); }
+
+int sf_pool_owns_current_thread(const sf_pool *pool) { return current_pool == pool; }
+
+unsigned sf_pool_thread_count(const sf_pool *pool)
+{
+    sf_pool *p = (sf_pool *)pool;
+    unsigned n = 0;
+    int i;
+    thread_node *node;
+    sf__lock(&p->mu);
+    for (i = 0; i < 2; i++)
+        for (node = p->lanes[i].thread_list; node; node = node->next)
+            n++;
+    sf__unlock(&p->mu);
+    return n;
+}
+
+int sf_pool_try_join(sf_pool *pool)
+{
+    int all_exited;
+    if (getpid() != pool->owner_pid)
+        return 1;
+    sf__lock(&pool->mu);
+    all_exited = pool->shutdown && pool->active == 0 &&
+                 pool->lanes[0].exited == pool->lanes[0].threads &&
+                 pool->lanes[1].exited == pool->lanes[1].threads;
+    sf__unlock(&pool->mu);
+    if (all_exited)
+        sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT); /* joins exited threads */
+    return all_exited;
+}
+
+void sf_pool_destroy(sf_pool *pool)
+{
+    if (!pool)
+        return;
+    if (getpid() != pool->owner_pid)
+        return; /* forked child: the memory is the parent's business */
+    sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT);
+    if (pool->maps.next != &pool->maps)
+        abort(); /* a map outlived its pool: a caller broke the contract */
+    pthread_mutex_destroy(&pool->mu);
+    free(pool);
+}

@@ -1,0 +1,104 @@
+/*
+ * sync.c -- cheap parking: an event count on a Linux futex.
+ *
+ * DESIGN.  All of the engine's sleeping goes through sf__event.  The state a
+ * sleeper waits for lives elsewhere (under a mutex); the event only carries
+ * "something may have changed".  Protocol, which makes lost wake-ups
+ * impossible:
+ *   waiter:   lock; check; key = prepare(); unlock; wait(key); lock; re-check
+ *   signaler: lock; change; unlock; signal()
+ * prepare() announces the waiter (waiters++) before reading the key; signal()
+ * bumps the key before reading waiters.  Both are seq_cst, so either the
+ * signaler sees the waiter and calls FUTEX_WAKE, or the waiter's key is
+ * already stale and FUTEX_WAIT returns at once.  The fast path of signal()
+ * with nobody waiting is one atomic add and one load: no system call.
+ * No locks are taken here.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int64_t sf_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void sf__event_init(sf__event *event)
+{
+    atomic_init(&event->key, 0);
+    atomic_init(&event->waiters, 0);
+}
+
+uint32_t sf__event_prepare(sf__event *event)
+{
+    atomic_fetch_add(&event->waiters, 1);
+    return atomic_load(&event->key);
+}
+
+void sf__event_cancel(sf__event *event)
+{
+    atomic_fetch_sub(&event->waiters, 1);
+}
+
+int sf__event_wait(sf__event *event, uint32_t key, int64_t deadline_ns)
+{
+    struct timespec abs, *timeout = NULL;
+    int rc = 0;
+
+    if (deadline_ns >= 0) {
+        abs.tv_sec = deadline_ns / 1000000000;
+        abs.tv_nsec = deadline_ns % 1000000000;
+        timeout = &abs;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
+     * retried wait never stretches the caller's deadline. */
+    if (atomic_load(&event->key) == key &&
+        syscall(SYS_futex, &event->key, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+                key, timeout, NULL, FUTEX_BITSET_MATCH_ANY) != 0) {
+        if (errno == ETIMEDOUT)
+            rc = -ETIMEDOUT;
+        else if (errno == EINTR)
+            rc = -EINTR;
+        /* EAGAIN: the key changed before we slept, i.e. a wake-up. */
+    }
+    atomic_fetch_sub(&event->waiters, 1);
+    return rc;
+}
+
+static void signal_n(sf__event *event, int count)
+{
+    atomic_fetch_add(&event->key, 1);
+    if (atomic_load(&event->waiters) != 0)
+        syscall(SYS_futex, &event->key, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count,
+                NULL, NULL, 0);
+}
+
+void sf__event_signal_one(sf__event *event) { signal_n(event, 1); }
+void sf__event_signal_all(sf__event *event) { signal_n(event, INT_MAX); }
+
+void sf__mutex_init(pthread_mutex_t *mutex)
+{
+    if (pthread_mutex_init(mutex, NULL) != 0)
+        abort();
+}
+
+void sf__lock(pthread_mutex_t *mutex)
+{
+    if (pthread_mutex_lock(mutex) != 0)
+        abort(); /* only on a broken invariant (destroyed or corrupt mutex) */
+}
+
+void sf__unlock(pthread_mutex_t *mutex)
+{
+    if (pthread_mutex_unlock(mutex) != 0)
+        abort();
+}

@@ -1,0 +1,690 @@
+/*
+ * window.c -- the lazy map: serial input -> parallel work -> serial output,
+ * bounded by a window of W tokens (the TBB pipeline shape).
+ *
+ * DESIGN.  A token is a slot.  The input stage (a job on the pool's input
+ * lane) takes a free slot *before* pulling, so items acquired and not yet
+ * taken by the consumer (`held`, plus the one being pulled) never exceed W.
+ * Pulled items queue in `ready` (FIFO, input order); work jobs on the worker
+ * lane claim them in batches sized from the measured item cost, run them
+ * with no lock held, and publish the results.  The consumer takes results
+ * in input order (slot of seq = seq_slot[seq % W], valid because in ordered
+ * mode the acquired seqs are exactly [taken, pulled)) or in completion order
+ * (`done` FIFO).  Taking a result frees its slot, which re-posts the input
+ * stage if it had stopped on a full window.  All slot arrays are allocated
+ * once; only buffersize=None (unbounded) grows them, doubling.
+ *
+ * Invariants (under map->mu):
+ *   held + pulling <= cap, and held <= W when bounded;
+ *   every slot is in exactly one place: free stack, ready FIFO, claimed by a
+ *   worker (RUNNING), or finished (DONE_*, CANCELLED, BROKEN: in `done` when
+ *   unordered, addressed by seq when ordered);
+ *   a drained map (consumer gone) keeps no finished value: it is discarded
+ *   and its slot freed at once, so a fire-and-forget map stays O(W);
+ *   refs = consumer (0/1) + posted feed job (0/1) + posted work jobs.
+ *
+ * Lock order: map->mu, then pool->mu (posting a job).  No callback (pull,
+ * work, discard, destroy) is ever made with map->mu held: values to discard
+ * are collected under the lock and released after it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAX_BATCH 128
+#define ROUNDS_PER_JOB 16       /* batches before a work job yields its worker */
+#define TARGET_BATCH_NS 50000.0 /* a batch should take about this long */
+#define UNBOUNDED_START 64
+
+enum slot_state {
+    SLOT_FREE,
+    SLOT_READY,
+    SLOT_RUNNING,
+    SLOT_DONE_OK,
+    SLOT_DONE_ERROR,
+    SLOT_CANCELLED,
+    SLOT_BROKEN,
+};
+
+enum input_state {
+    INPUT_OPEN,    /* more may come */
+    INPUT_ENDED,   /* the input said so */
+    INPUT_FAILED,  /* the input raised; input_error holds it */
+    INPUT_STOPPED, /* the consumer closed the map */
+    INPUT_SHUT,    /* shutdown stopped acquisition */
+    INPUT_BROKEN,  /* the pool broke */
+};
+
+typedef struct slot {
+    void *value;
+    unsigned char state;
+} slot;
+
+typedef struct ring {
+    uint32_t *buf;
+    size_t head, len;
+} ring;
+
+typedef struct work_job {
+    sf_job job;
+    sf_map *map;
+    struct work_job *next_free;
+} work_job;
+
+struct sf_map {
+    sf__map_link link;
+    sf_pool *pool;
+    sf_map_ops ops;
+    void *ctx;
+    pthread_mutex_t mu;
+    _Atomic long refs;
+    sf__event changed; /* the consumer sleeps here */
+
+    int bounded, unordered;
+    size_t cap;
+    slot *slots;
+    uint32_t *free_stack;
+    size_t nfree;
+    uint32_t *seq_slot;
+    ring ready, done;
+    uint64_t pulled, taken;
+    size_t held;
+
+    int input_state;
+    void *input_error;
+    int pulling, feed_posted;
+    sf_job feed_job;
+
+    int consumer, drain, finished;
+    unsigned jobs_posted, max_jobs;
+    work_job *jobs, *free_jobs;
+    double item_ns; /* moving average of one item's work */
+};
+
+/* ---- small helpers (map->mu held) ----------------------------------- */
+
+static void ring_push(const sf_map *m, ring *r, uint32_t idx)
+{
+    r->buf[(r->head + r->len) % m->cap] = idx;
+    r->len++;
+}
+
+static uint32_t ring_pop(const sf_map *m, ring *r)
+{
+    uint32_t idx = r->buf[r->head];
+    r->head = (r->head + 1) % m->cap;
+    r->len--;
+    return idx;
+}
+
+static void release_slot(sf_map *m, uint32_t idx)
+{
+    m->slots[idx].value = NULL;
+    m->slots[idx].state = SLOT_FREE;
+    m->free_stack[m->nfree++] = idx;
+    m->held--;
+}
+
+/* A growable list of values to discard once map->mu is released. */
+typedef struct trash {
+    void **items;
+    size_t len, cap;
+} trash;
+
+static void trash_add(trash *t, void *value)
+{
+    if (!value)
+        return;
+    if (t->len == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        void **items = realloc(t->items, cap * sizeof *items);
+        if (!items)
+            abort(); /* cannot keep the no-callback-under-lock rule without it */
+        t->items = items;
+        t->cap = cap;
+    }
+    t->items[t->len++] = value;
+}
+
+static void trash_empty(sf_map *m, trash *t)
+{
+    size_t i;
+    for (i = 0; i < t->len; i++)
+        m->ops.discard(m->ctx, t->items[i]);
+    free(t->items);
+    t->items = NULL;
+    t->len = t->cap = 0;
+}
+
+/* Double the slot arrays of an unbounded map (re-laying the FIFOs and the
+ * seq mapping for the new modulus).  -ENOMEM leaves the map as it was. */
+static int grow(sf_map *m)
+{
+    size_t old = m->cap, cap = old * 2, i;
+    slot *slots = calloc(cap, sizeof *slots);
+    uint32_t *free_stack = malloc(cap * sizeof *free_stack);
+    uint32_t *seq_slot = malloc(cap * sizeof *seq_slot);
+    uint32_t *ready = malloc(cap * sizeof *ready);
+    uint32_t *done = malloc(cap * sizeof *done);
+    if (!slots || !free_stack || !seq_slot || !ready || !done) {
+        free(slots);
+        free(free_stack);
+        free(seq_slot);
+        free(ready);
+        free(done);
+        return -ENOMEM;
+    }
+    memcpy(slots, m->slots, old * sizeof *slots);
+    memcpy(free_stack, m->free_stack, m->nfree * sizeof *free_stack);
+    for (i = old; i < cap; i++)
+        free_stack[m->nfree + (i - old)] = (uint32_t)(cap - 1 - (i - old));
+    for (uint64_t seq = m->taken; seq < m->pulled; seq++)
+        seq_slot[seq % cap] = m->seq_slot[seq % old];
+    for (i = 0; i < m->ready.len; i++)
+        ready[i] = m->ready.buf[(m->ready.head + i) % old];
+    for (i = 0; i < m->done.len; i++)
+        done[i] = m->done.buf[(m->done.head + i) % old];
+    free(m->slots);
+    free(m->free_stack);
+    free(m->seq_slot);
+    free(m->ready.buf);
+    free(m->done.buf);
+    m->slots = slots;
+    m->free_stack = free_stack;
+    m->nfree += cap - old;
+    m->seq_slot = seq_slot;
+    m->ready.buf = ready;
+    m->ready.head = 0;
+    m->done.buf = done;
+    m->done.head = 0;
+    m->cap = cap;
+    return 0;
+}
+
+static int batch_size(const sf_map *m)
+{
+    double n = m->item_ns > 0 ? TARGET_BATCH_NS / m->item_ns : 1;
+    size_t share = (m->ready.len + m->max_jobs - 1) / m->max_jobs;
+    if (n > MAX_BATCH)
+        n = MAX_BATCH;
+    if (n > (double)share)
+        n = (double)share;
+    return n < 1 ? 1 : (int)n;
+}
+
+/* Ready items that no work job will claim: the pool refused the work. */
+static void break_ready(sf_map *m, trash *t)
+{
+    while (m->ready.len) {
+        uint32_t idx = ring_pop(m, &m->ready);
+        trash_add(t, m->slots[idx].value);
+        if (m->drain) {
+            release_slot(m, idx);
+        } else {
+            m->slots[idx].value = NULL;
+            m->slots[idx].state = SLOT_BROKEN;
+            if (m->unordered)
+                ring_push(m, &m->done, idx);
+        }
+    }
+    if (m->input_state == INPUT_OPEN)
+        m->input_state = INPUT_BROKEN;
+}
+
+static int work_run(sf_job *job);
+static void work_drop(sf_job *job, int reason);
+
+/* Post one more work job if the ready items call for it. */
+static void maybe_post_work(sf_map *m, trash *t)
+{
+    size_t want = (m->ready.len + (size_t)batch_size(m) - 1) / (size_t)batch_size(m);
+    if (m->jobs_posted >= want || !m->free_jobs)
+        return;
+    work_job *wj = m->free_jobs;
+    m->free_jobs = wj->next_free;
+    m->jobs_posted++;
+    atomic_fetch_add(&m->refs, 1);
+    wj->job.run = work_run;
+    wj->job.drop = work_drop;
+    if (sf__pool_post(m->pool, &wj->job, SF__LANE_WORK, SF__BY_ENGINE) != 0) {
+        wj->next_free = m->free_jobs;
+        m->free_jobs = wj;
+        m->jobs_posted--;
+        atomic_fetch_sub(&m->refs, 1); /* the caller holds another */
+        if (m->jobs_posted == 0)
+            break_ready(m, t);
+    }
+}
+
+static int feed_run(sf_job *job);
+static void feed_drop(sf_job *job, int reason);
+
+/* Re-start the input stage if it stopped on a full window. */
+static void maybe_post_feed(sf_map *m, enum sf__poster poster)
+{
+    if (m->feed_posted || m->input_state != INPUT_OPEN || (m->bounded && m->held >= m->cap))
+        return;
+    m->feed_posted = 1;
+    atomic_fetch_add(&m->refs, 1);
+    m->feed_job.run = feed_run;
+    m->feed_job.drop = feed_drop;
+    int rc = sf__pool_post(m->pool, &m->feed_job, SF__LANE_INPUT, poster);
+    if (rc != 0) {
+        m->feed_posted = 0;
+        atomic_fetch_sub(&m->refs, 1);
+        m->input_state = rc == -ESHUTDOWN ? INPUT_SHUT : INPUT_BROKEN;
+    }
+}
+
+/* ---- input stage ----------------------------------------------------- */
+
+static int feed_run(sf_job *job)
+{
+    sf_map *m = (sf_map *)((char *)job - offsetof(sf_map, feed_job));
+    trash t = {0};
+
+    sf__lock(&m->mu);
+    while (m->input_state == INPUT_OPEN) {
+        if (m->held >= m->cap && (m->bounded || grow(m) != 0))
+            break; /* full: the next take re-posts us */
+        m->pulling = 1;
+        sf__unlock(&m->mu);
+        void *item = NULL;
+        enum sf_pull got = m->ops.pull(m->ctx, &item);
+        sf__lock(&m->mu);
+        m->pulling = 0;
+        if (got == SF_PULL_ITEM && m->input_state == INPUT_OPEN) {
+            uint32_t idx = m->free_stack[--m->nfree];
+            m->slots[idx].value = item;
+            m->slots[idx].state = SLOT_READY;
+            m->seq_slot[m->pulled % m->cap] = idx;
+            m->pulled++;
+            m->held++;
+            ring_push(m, &m->ready, idx);
+            maybe_post_work(m, &t);
+        } else if (got == SF_PULL_ITEM) {
+            trash_add(&t, item); /* closed or shut while we pulled */
+        } else if (got == SF_PULL_END) {
+            if (m->input_state == INPUT_OPEN)
+                m->input_state = INPUT_ENDED;
+        } else {
+            if (m->input_state == INPUT_OPEN && !m->drain) {
+                m->input_state = INPUT_FAILED;
+                m->input_error = item;
+            } else {
+                if (m->input_state == INPUT_OPEN)
+                    m->input_state = INPUT_FAILED;
+                trash_add(&t, item);
+            }
+        }
+    }
+    m->feed_posted = 0;
+    sf__unlock(&m->mu);
+    sf__event_signal_all(&m->changed);
+    trash_empty(m, &t);
+    sf__map_unref(m);
+    return SF_JOB_DONE;
+}
+
+static void feed_drop(sf_job *job, int reason)
+{
+    sf_map *m = (sf_map *)((char *)job - offsetof(sf_map, feed_job));
+    sf__lock(&m->mu);
+    m->feed_posted = 0;
+    if (m->input_state == INPUT_OPEN)
+        m->input_state = reason == -EPIPE ? INPUT_BROKEN : INPUT_SHUT;
+    sf__unlock(&m->mu);
+    sf__event_signal_all(&m->changed);
+    sf__map_unref(m);
+}
+
+/* ---- work stage ------------------------------------------------------ */
+
+static int work_run(sf_job *job)
+{
+    work_job *wj = (work_job *)job;
+    sf_map *m = wj->map;
+    uint32_t idx[MAX_BATCH];
+    void *values[MAX_BATCH];
+    int failed[MAX_BATCH];
+    trash t = {0};
+    int rounds = 0, n, i;
+
+    sf__lock(&m->mu);
+    for (;;) {
+        int want = batch_size(m);
+        for (n = 0; n < want && m->ready.len; n++) {
+            idx[n] = ring_pop(m, &m->ready);
+            values[n] = m->slots[idx[n]].value;
+            m->slots[idx[n]].state = SLOT_RUNNING;
+        }
+        if (n == 0)
+            break;
+        sf__unlock(&m->mu);
+
+        int64_t started = sf_now_ns();
+        for (i = 0; i < n; i++)
+            failed[i] = m->ops.work(m->ctx, &values[i]);
+        double per_item = (double)(sf_now_ns() - started) / n;
+
+        sf__lock(&m->mu);
+        m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
+        for (i = 0; i < n; i++) {
+            if (m->drain) {
+                trash_add(&t, values[i]);
+                release_slot(m, idx[i]);
+                continue;
+            }
+            m->slots[idx[i]].value = values[i];
+            m->slots[idx[i]].state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
+            if (m->unordered)
+                ring_push(m, &m->done, idx[i]);
+        }
+        if (m->drain)
+            maybe_post_feed(m, SF__BY_ENGINE);
+        if (t.len || atomic_load(&m->changed.waiters)) {
+            sf__unlock(&m->mu);
+            sf__event_signal_all(&m->changed);
+            trash_empty(m, &t);
+            sf__lock(&m->mu);
+        }
+        if (++rounds >= ROUNDS_PER_JOB && m->ready.len) {
+            sf__unlock(&m->mu);
+            return SF_JOB_REQUEUE; /* let other jobs have this worker */
+        }
+    }
+    m->jobs_posted--;
+    wj->next_free = m->free_jobs;
+    m->free_jobs = wj;
+    sf__unlock(&m->mu);
+    sf__map_unref(m);
+    return SF_JOB_DONE;
+}
+
+static void work_drop(sf_job *job, int reason)
+{
+    work_job *wj = (work_job *)job;
+    sf_map *m = wj->map;
+    trash t = {0};
+    sf__lock(&m->mu);
+    m->jobs_posted--;
+    wj->next_free = m->free_jobs;
+    m->free_jobs = wj;
+    (void)reason;
+    if (m->jobs_posted == 0)
+        break_ready(m, &t); /* nobody is left to run them */
+    sf__unlock(&m->mu);
+    sf__event_signal_all(&m->changed);
+    trash_empty(m, &t);
+    sf__map_unref(m);
+}
+
+/* ---- life cycle ------------------------------------------------------ */
+
+sf__map_link *sf__map_link_of(sf_map *map) { return &map->link; }
+
+sf_map *sf__map_of_link(sf__map_link *link)
+{
+    return (sf_map *)((char *)link - offsetof(sf_map, link));
+}
+
+int sf__map_try_ref(sf_map *map)
+{
+    long refs = atomic_load(&map->refs);
+    while (refs > 0)
+        if (atomic_compare_exchange_weak(&map->refs, &refs, refs + 1))
+            return 1;
+    return 0;
+}
+
+static void map_free_arrays(sf_map *m)
+{
+    free(m->slots);
+    free(m->free_stack);
+    free(m->seq_slot);
+    free(m->ready.buf);
+    free(m->done.buf);
+    free(m->jobs);
+}
+
+void sf__map_unref(sf_map *m)
+{
+    size_t i;
+    if (atomic_fetch_sub(&m->refs, 1) != 1)
+        return;
+    sf__pool_unregister_map(m->pool, m);
+    for (i = 0; i < m->cap; i++)
+        if (m->slots[i].value)
+            m->ops.discard(m->ctx, m->slots[i].value);
+    if (m->input_error)
+        m->ops.discard(m->ctx, m->input_error);
+    if (m->ops.destroy)
+        m->ops.destroy(m->ctx);
+    map_free_arrays(m);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
+                  const sf_map_options *options)
+{
+    sf_map *m;
+    size_t i;
+    unsigned j;
+    int rc;
+
+    if (!ops || !ops->pull || !ops->work || !ops->discard || !options)
+        return -EINVAL;
+    m = calloc(1, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    m->bounded = options->window != SF_WINDOW_UNBOUNDED;
+    m->cap = m->bounded ? options->window : UNBOUNDED_START;
+    if (m->cap > UINT32_MAX) {
+        free(m);
+        return -EINVAL;
+    }
+    m->max_jobs = sf__pool_max_threads(pool);
+    m->slots = calloc(m->cap, sizeof *m->slots);
+    m->free_stack = malloc(m->cap * sizeof *m->free_stack);
+    m->seq_slot = malloc(m->cap * sizeof *m->seq_slot);
+    m->ready.buf = malloc(m->cap * sizeof *m->ready.buf);
+    m->done.buf = malloc(m->cap * sizeof *m->done.buf);
+    m->jobs = calloc(m->max_jobs, sizeof *m->jobs);
+    if (!m->slots || !m->free_stack || !m->seq_slot || !m->ready.buf || !m->done.buf ||
+        !m->jobs) {
+        map_free_arrays(m);
+        free(m);
+        return -ENOMEM;
+    }
+    for (i = 0; i < m->cap; i++)
+        m->free_stack[i] = (uint32_t)(m->cap - 1 - i); /* pop gives slot 0 first */
+    m->nfree = m->cap;
+    for (j = 0; j < m->max_jobs; j++) {
+        m->jobs[j].map = m;
+        m->jobs[j].next_free = j + 1 < m->max_jobs ? &m->jobs[j + 1] : NULL;
+    }
+    m->free_jobs = m->jobs;
+    m->pool = pool;
+    m->ops = *ops;
+    m->ctx = ctx;
+    m->unordered = options->unordered != 0;
+    m->consumer = 1;
+    m->input_state = INPUT_OPEN;
+    sf__mutex_init(&m->mu);
+    sf__event_init(&m->changed);
+    atomic_init(&m->refs, 1);
+    m->link.prev = m->link.next = &m->link;
+
+    rc = sf__pool_register_map(pool, m);
+    if (rc != 0) {
+        pthread_mutex_destroy(&m->mu);
+        map_free_arrays(m);
+        free(m);
+        return rc;
+    }
+    sf__lock(&m->mu);
+    maybe_post_feed(m, SF__BY_CONSUMER);
+    rc = m->input_state == INPUT_OPEN ? 0 : m->input_state == INPUT_SHUT ? -ESHUTDOWN : -EPIPE;
+    sf__unlock(&m->mu);
+    if (rc != 0) {
+        m->ops.destroy = NULL; /* on failure the caller keeps ctx */
+        sf__map_unref(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+/* ---- consumer -------------------------------------------------------- */
+
+/* map->mu held: the slot the consumer may take now, or -1. */
+static long takeable(sf_map *m)
+{
+    if (m->unordered)
+        return m->done.len ? (long)m->done.buf[m->done.head] : -1;
+    if (m->taken == m->pulled)
+        return -1;
+    uint32_t idx = m->seq_slot[m->taken % m->cap];
+    return m->slots[idx].state >= SLOT_DONE_OK ? (long)idx : -1;
+}
+
+int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
+{
+    int rc, woke = 0; /* woke: -ETIMEDOUT / -EINTR from the last sleep */
+    *value = NULL;
+    sf__lock(&m->mu);
+    for (;;) {
+        long idx = m->finished ? -1 : takeable(m);
+        if (idx >= 0) {
+            slot *s = &m->slots[idx];
+            static const int outcome[] = {
+                [SLOT_DONE_OK] = SF_RESULT, [SLOT_DONE_ERROR] = SF_ERROR,
+                [SLOT_CANCELLED] = SF_CANCELLED, [SLOT_BROKEN] = SF_BROKEN};
+            rc = outcome[s->state];
+            *value = s->value;
+            if (m->unordered)
+                ring_pop(m, &m->done);
+            m->taken++;
+            release_slot(m, (uint32_t)idx);
+            if (rc == SF_BROKEN)
+                m->finished = 1;
+            maybe_post_feed(m, SF__BY_CONSUMER);
+            break;
+        }
+        if (m->finished) {
+            rc = SF_END;
+            break;
+        }
+        if (m->held == 0 && m->input_state != INPUT_OPEN) {
+            static const int ending[] = {
+                [INPUT_ENDED] = SF_END,   [INPUT_FAILED] = SF_INPUT_ERROR,
+                [INPUT_STOPPED] = SF_END, [INPUT_SHUT] = SF_SHUT_DOWN,
+                [INPUT_BROKEN] = SF_BROKEN};
+            rc = ending[m->input_state];
+            *value = m->input_error;
+            m->input_error = NULL;
+            m->finished = 1;
+            break;
+        }
+        if (deadline_ns == 0 || woke != 0) {
+            /* nothing after a last look: report why we stopped waiting */
+            rc = deadline_ns == 0 ? -EAGAIN : woke;
+            break;
+        }
+        uint32_t key = sf__event_prepare(&m->changed);
+        sf__unlock(&m->mu);
+        woke = sf__event_wait(&m->changed, key, deadline_ns);
+        sf__lock(&m->mu);
+    }
+    sf__unlock(&m->mu);
+    return rc;
+}
+
+/* Collect every finished value (the consumer is leaving). */
+static void drop_finished(sf_map *m, trash *t)
+{
+    size_t i;
+    for (i = 0; i < m->cap; i++) {
+        slot *s = &m->slots[i];
+        if (s->state >= SLOT_DONE_OK) {
+            trash_add(t, s->value);
+            release_slot(m, (uint32_t)i);
+        }
+    }
+    m->done.len = 0;
+    trash_add(t, m->input_error);
+    m->input_error = NULL;
+}
+
+void sf_map_close(sf_map *m)
+{
+    trash t = {0};
+    sf__lock(&m->mu);
+    m->consumer = 0;
+    m->drain = 1;
+    m->finished = 1;
+    if (m->input_state == INPUT_OPEN)
+        m->input_state = INPUT_STOPPED;
+    while (m->ready.len) {
+        uint32_t idx = ring_pop(m, &m->ready);
+        trash_add(&t, m->slots[idx].value);
+        release_slot(m, idx);
+    }
+    drop_finished(m, &t);
+    sf__unlock(&m->mu);
+    trash_empty(m, &t);
+    sf__map_unref(m);
+}
+
+void sf_map_detach(sf_map *m)
+{
+    trash t = {0};
+    sf__lock(&m->mu);
+    m->consumer = 0;
+    m->drain = 1;
+    m->finished = 1;
+    drop_finished(m, &t);
+    maybe_post_feed(m, SF__BY_ENGINE);
+    sf__unlock(&m->mu);
+    trash_empty(m, &t);
+    sf__map_unref(m);
+}
+
+void sf__map_on_shutdown(sf_map *m, int cancel_pending, int cancel_input)
+{
+    trash t = {0};
+    sf__lock(&m->mu);
+    if ((cancel_pending || (cancel_input && m->consumer)) && m->input_state == INPUT_OPEN)
+        m->input_state = INPUT_SHUT;
+    if (cancel_pending || (cancel_input && m->consumer)) {
+        while (m->ready.len) {
+            uint32_t idx = ring_pop(m, &m->ready);
+            trash_add(&t, m->slots[idx].value);
+            if (m->drain) {
+                release_slot(m, idx);
+                continue;
+            }
+            m->slots[idx].value = NULL;
+            m->slots[idx].state = SLOT_CANCELLED;
+            if (m->unordered)
+                ring_push(m, &m->done, idx);
+        }
+    }
+    sf__unlock(&m->mu);
+    sf__event_signal_all(&m->changed);
+    trash_empty(m, &t);
+}
+
+size_t sf_map_outstanding(sf_map *m)
+{
+    size_t held;
+    sf__lock(&m->mu);
+    held = m->held + (size_t)m->pulling;
+    sf__unlock(&m->mu);
+    return held;
+}

@@ -1,0 +1,374 @@
+/* test_window.c -- the lazy map: order, the window bound, per-item errors,
+ * input errors, early exit, fire-and-forget, shutdown, unbounded growth.
+ * Items are the numbers 1..N (as pointers); a result is 10*item, a work
+ * error is -item.  Every pulled item must come back exactly once: as a
+ * result, an error, a cancellation, or a discard. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "streamfutures.h"
+#include "test.h"
+
+typedef struct feed {
+    long limit;          /* items to produce; -1: endless */
+    long fail_input_at;  /* pull number that fails; -1: never */
+    long fail_work_mod;  /* item % mod == 0 fails; 0: never */
+    int work_sleep_us;
+    int use_gate;        /* work waits for gate */
+    _Atomic int gate;
+    size_t window;
+    sf_map *_Atomic map;
+    _Atomic long pulled, worked, discarded, destroyed, bound_violations;
+    _Atomic long input_errors_discarded;
+} feed;
+
+static enum sf_pull feed_pull(void *ctx, void **item)
+{
+    feed *f = ctx;
+    long n = atomic_load(&f->pulled);
+    sf_map *m = atomic_load(&f->map);
+    if (m && f->window && sf_map_outstanding(m) > f->window)
+        atomic_fetch_add(&f->bound_violations, 1);
+    if (f->limit >= 0 && n >= f->limit)
+        return SF_PULL_END;
+    if (n == f->fail_input_at) {
+        *item = (void *)(intptr_t)-999;
+        return SF_PULL_ERROR;
+    }
+    atomic_fetch_add(&f->pulled, 1);
+    *item = (void *)(intptr_t)(n + 1);
+    return SF_PULL_ITEM;
+}
+
+static int feed_work(void *ctx, void **value)
+{
+    feed *f = ctx;
+    intptr_t item = (intptr_t)*value;
+    while (f->use_gate && !atomic_load(&f->gate))
+        usleep(50);
+    if (f->work_sleep_us)
+        usleep((useconds_t)f->work_sleep_us);
+    atomic_fetch_add(&f->worked, 1);
+    if (f->fail_work_mod && item % f->fail_work_mod == 0) {
+        *value = (void *)-item;
+        return 1;
+    }
+    *value = (void *)(item * 10);
+    return 0;
+}
+
+static void feed_discard(void *ctx, void *value)
+{
+    feed *f = ctx;
+    if ((intptr_t)value == -999)
+        atomic_fetch_add(&f->input_errors_discarded, 1);
+    else
+        atomic_fetch_add(&f->discarded, 1);
+}
+
+static void feed_destroy(void *ctx) { atomic_fetch_add(&((feed *)ctx)->destroyed, 1); }
+
+static const sf_map_ops ops = {feed_pull, feed_work, feed_discard, feed_destroy};
+
+static sf_pool *make_pool(unsigned threads)
+{
+    sf_pool_options o = {.max_threads = threads};
+    sf_pool *pool = NULL;
+    if (sf_pool_create(&pool, &o) != 0)
+        abort();
+    return pool;
+}
+
+static sf_map *start(sf_pool *pool, feed *f, size_t window, int unordered)
+{
+    sf_map_options mo = {.window = window, .unordered = unordered};
+    sf_map *m = NULL;
+    f->window = window;
+    if (sf_map_create(&m, pool, &ops, f, &mo) != 0)
+        abort();
+    atomic_store(&f->map, m);
+    return m;
+}
+
+static int64_t in_ms(int ms) { return sf_now_ns() + (int64_t)ms * 1000000; }
+
+TEST(map_ordered_results_within_the_window)
+{
+    feed f = {.limit = 20000, .fail_input_at = -1};
+    sf_pool *pool = make_pool(4);
+    sf_map *m = start(pool, &f, 16, 0);
+    void *v;
+    for (long i = 1; i <= 20000; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+        /* after taking i results at most i + W items may have been pulled */
+        CHECK(atomic_load(&f.pulled) <= i + 16);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.bound_violations, 0);
+    CHECK_EQ(f.discarded, 0);
+    CHECK_EQ(f.destroyed, 1);
+}
+
+TEST(map_unordered_yields_each_result_once)
+{
+    enum { N = 5000 };
+    static unsigned char seen[N + 1];
+    feed f = {.limit = N, .fail_input_at = -1, .work_sleep_us = 0};
+    sf_pool *pool = make_pool(3);
+    sf_map *m = start(pool, &f, 8, 1);
+    void *v;
+    for (long i = 1; i <= N; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        long item = (long)(intptr_t)v / 10;
+        CHECK(item >= 1 && item <= N && !seen[item]);
+        seen[item] = 1;
+        CHECK(atomic_load(&f.pulled) <= i + 8);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.bound_violations, 0);
+}
+
+TEST(map_work_error_at_its_position_and_iteration_goes_on)
+{
+    feed f = {.limit = 100, .fail_input_at = -1, .fail_work_mod = 7};
+    sf_pool *pool = make_pool(4);
+    sf_map *m = start(pool, &f, 5, 0);
+    void *v;
+    for (long i = 1; i <= 100; i++) {
+        int rc = sf_map_next(m, &v, -1);
+        if (i % 7 == 0) {
+            CHECK_EQ(rc, SF_ERROR);
+            CHECK_EQ((intptr_t)v, -i);
+        } else {
+            CHECK_EQ(rc, SF_RESULT);
+            CHECK_EQ((intptr_t)v, i * 10);
+        }
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+}
+
+TEST(map_input_error_after_every_earlier_result)
+{
+    for (int unordered = 0; unordered < 2; unordered++) {
+        feed f = {.limit = -1, .fail_input_at = 50};
+        sf_pool *pool = make_pool(4);
+        sf_map *m = start(pool, &f, 8, unordered);
+        void *v;
+        long sum = 0;
+        for (long i = 1; i <= 50; i++) {
+            CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+            sum += (intptr_t)v;
+        }
+        CHECK_EQ(sum, 10 * 50 * 51 / 2);
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_INPUT_ERROR);
+        CHECK_EQ((intptr_t)v, -999);
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+        sf_map_close(m);
+        sf_pool_destroy(pool);
+        CHECK_EQ(f.pulled, 50);
+    }
+}
+
+TEST(map_close_cancels_what_has_not_started)
+{
+    feed f = {.limit = -1, .fail_input_at = -1, .work_sleep_us = 200};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start(pool, &f, 32, 0);
+    void *v;
+    for (long i = 1; i <= 5; i++)
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+    sf_map_close(m);
+    long pulled_at_close = atomic_load(&f.pulled);
+    sf_pool_destroy(pool); /* waits for running items */
+    /* at most one pull was in flight when we closed */
+    CHECK(atomic_load(&f.pulled) <= pulled_at_close + 1);
+    CHECK(atomic_load(&f.pulled) <= 5 + 32 + 1);
+    /* nothing lost: 5 taken, everything else worked-and-discarded or discarded unworked */
+    CHECK_EQ(5 + atomic_load(&f.discarded), atomic_load(&f.pulled));
+    CHECK(atomic_load(&f.worked) < atomic_load(&f.pulled)); /* some never ran */
+    CHECK_EQ(f.destroyed, 1);
+}
+
+TEST(map_detach_runs_every_item_in_bounded_memory)
+{
+    feed f = {.limit = 3000, .fail_input_at = -1, .fail_work_mod = 10};
+    sf_pool *pool = make_pool(3);
+    sf_map *m = start(pool, &f, 4, 0);
+    sf_map_detach(m);
+    sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT); /* waits for the whole input */
+    CHECK_EQ(f.pulled, 3000);
+    CHECK_EQ(f.worked, 3000);
+    CHECK_EQ(f.discarded, 3000);
+    CHECK_EQ(f.bound_violations, 0);
+    CHECK_EQ(f.destroyed, 1);
+    sf_pool_destroy(pool);
+}
+
+TEST(map_shutdown_keeps_acquired_items_then_reports_shutdown)
+{
+    feed f = {.limit = -1, .fail_input_at = -1};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start(pool, &f, 6, 0);
+    void *v;
+    sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT); /* input stops at a full window */
+    CHECK_EQ(f.pulled, 6);
+    for (long i = 1; i <= 6; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_SHUT_DOWN);
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.pulled, 6);
+}
+
+TEST(map_shutdown_with_cancel_reports_each_cancelled_item)
+{
+    feed f = {.limit = -1, .fail_input_at = -1, .use_gate = 1};
+    sf_pool *pool = make_pool(1);
+    sf_map *m = start(pool, &f, 10, 0);
+    void *v;
+    while (sf_map_outstanding(m) < 10) /* wait for a full window */
+        usleep(100);
+    sf_pool_shutdown(pool, SF_SHUTDOWN_CANCEL_PENDING);
+    atomic_store(&f.gate, 1);
+    sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT);
+    long results = 0, cancelled = 0;
+    for (long i = 1; i <= 10; i++) {
+        int rc = sf_map_next(m, &v, -1);
+        CHECK(rc == SF_RESULT || rc == SF_CANCELLED);
+        if (rc == SF_RESULT) {
+            CHECK_EQ(cancelled, 0); /* results come first: those were running */
+            CHECK_EQ((intptr_t)v, i * 10);
+            results++;
+        } else {
+            cancelled++;
+        }
+    }
+    CHECK(results <= 1); /* one worker: at most one item was running */
+    CHECK_EQ(results + cancelled, 10);
+    CHECK_EQ(f.worked, results);
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_SHUT_DOWN);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+}
+
+TEST(map_deadline_times_out_without_losing_the_item)
+{
+    feed f = {.limit = 1, .fail_input_at = -1, .use_gate = 1};
+    sf_pool *pool = make_pool(1);
+    sf_map *m = start(pool, &f, 2, 0);
+    void *v;
+    CHECK_EQ(sf_map_next(m, &v, 0), -EAGAIN);
+    CHECK_EQ(sf_map_next(m, &v, in_ms(20)), -ETIMEDOUT);
+    atomic_store(&f.gate, 1);
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+    CHECK_EQ((intptr_t)v, 10);
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+}
+
+TEST(map_unbounded_acquires_everything_then_yields_in_order)
+{
+    enum { N = 10000 };
+    feed f = {.limit = N, .fail_input_at = -1};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start(pool, &f, SF_WINDOW_UNBOUNDED, 0);
+    void *v;
+    while (atomic_load(&f.pulled) < N)
+        usleep(200); /* the consumer takes nothing: input is still all pulled */
+    for (long i = 1; i <= N; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+}
+
+TEST(map_refused_after_shutdown)
+{
+    feed f = {.limit = 10, .fail_input_at = -1};
+    sf_pool *pool = make_pool(1);
+    sf_map_options mo = {.window = 4};
+    sf_map *m = NULL;
+    sf_pool_shutdown(pool, 0);
+    CHECK_EQ(sf_map_create(&m, pool, &ops, &f, &mo), -ESHUTDOWN);
+    CHECK_EQ(f.destroyed, 0); /* the caller keeps its context */
+    sf_pool_destroy(pool);
+}
+
+typedef struct race_arg {
+    sf_pool *pool;
+    int delay_us;
+} race_arg;
+
+static void *shutdown_later(void *raw)
+{
+    race_arg *a = raw;
+    usleep((useconds_t)a->delay_us);
+    sf_pool_shutdown(a->pool, (a->delay_us & 1) ? SF_SHUTDOWN_CANCEL_PENDING : 0);
+    return NULL;
+}
+
+/* Consumers, closes, detaches and shutdowns racing each other: every pulled
+ * item is accounted for exactly once and nothing hangs. */
+TEST(map_races_between_consumer_close_and_shutdown)
+{
+    for (int round = 0; round < 60; round++) {
+        feed f[3] = {{.limit = -1, .fail_input_at = -1, .fail_work_mod = 5},
+                     {.limit = 500, .fail_input_at = -1},
+                     {.limit = -1, .fail_input_at = 300}};
+        long taken[3] = {0, 0, 0};
+        sf_pool *pool = make_pool(1 + round % 4);
+        sf_map *m[3];
+        for (int k = 0; k < 3; k++)
+            m[k] = start(pool, &f[k], 1 + (size_t)(round % 7), k == 1);
+        race_arg a = {pool, round * 37 % 900};
+        pthread_t t;
+        pthread_create(&t, NULL, shutdown_later, &a);
+        for (int step = 0; step < 200; step++) {
+            void *v;
+            for (int k = 0; k < 3; k++) {
+                if (!m[k])
+                    continue;
+                int rc = sf_map_next(m[k], &v, in_ms(50));
+                /* a cancelled item's value was discarded when it was cancelled */
+                if (rc == SF_RESULT || rc == SF_ERROR)
+                    taken[k]++;
+                if (rc >= SF_INPUT_ERROR || rc == -ETIMEDOUT || step == 150 + k) {
+                    if (k == 2)
+                        sf_map_detach(m[k]);
+                    else
+                        sf_map_close(m[k]);
+                    m[k] = NULL;
+                }
+            }
+        }
+        for (int k = 0; k < 3; k++)
+            if (m[k])
+                sf_map_close(m[k]);
+        pthread_join(t, NULL);
+        sf_pool_destroy(pool);
+        for (int k = 0; k < 3; k++) {
+            CHECK_EQ(taken[k] + atomic_load(&f[k].discarded), atomic_load(&f[k].pulled));
+            CHECK_EQ(f[k].destroyed, 1);
+            CHECK_EQ(f[k].bound_violations, 0);
+            CHECK(f[k].input_errors_discarded <= (k == 2));
+        }
+    }
+}
