@@ -1,0 +1,41 @@
+/*
+ * compat.c -- exception objects across CPython 3.10-3.13.
+ *
+ * DESIGN.  The engine stores a failed item's error as one opaque value; in
+ * the binding that value is the normalized exception instance with its
+ * __traceback__ set, so it can cross threads and be raised later at the
+ * item's position exactly as Future.result() would raise it.  3.12 has
+ * PyErr_GetRaisedException for this; older versions need fetch+normalize.
+ * No locks; callers hold the GIL.
+ */
+#include "binding.h"
+
+PyObject *sf_fetch_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (!type)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb) {
+        PyException_SetTraceback(value, tb);
+        Py_DECREF(tb);
+    }
+    Py_DECREF(type);
+    return value;
+#endif
+}
+
+void sf_raise_exception(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyObject *type = (PyObject *)Py_TYPE(exc);
+    Py_INCREF(type);
+    PyErr_Restore(type, exc, PyException_GetTraceback(exc));
+#endif
+}

@@ -1,0 +1,250 @@
+/*
+ * map_object.c -- the iterator returned by Executor.map: an sf_map whose
+ * items, results and errors are Python objects.
+ *
+ * DESIGN.  The engine calls pull/work/discard/destroy on threads attached
+ * to the interpreter (or on this thread, holding the GIL), never with an
+ * engine lock held, so they are plain Python C-API calls.  next() first
+ * polls with the GIL held (a ready result costs no GIL hand-off); only
+ * when nothing is ready does it release the GIL and sleep, in slices so
+ * that signal handlers run (Ctrl-C raises KeyboardInterrupt promptly).
+ * The iterator owns the consumer reference: close() or collecting a started
+ * iterator cancels what has not started; collecting one that was never
+ * started detaches it, so fire-and-forget `ex.map(f, xs)` still runs every
+ * item.  It holds the Pool, so dropping the executor never truncates it,
+ * and it keeps no reference to a result it has yielded.
+ */
+#include <errno.h>
+
+#include "binding.h"
+
+#define WAIT_SLICE_NS 50000000 /* how often a sleeping next() checks signals */
+
+typedef struct map_ctx {
+    PyObject *fn;
+    PyObject *iterator;
+    int star; /* fn(*item): several iterables were zipped */
+} map_ctx;
+
+typedef struct SfMapIterObject {
+    PyObject_HEAD
+    sf_map *map;      /* NULL once finished or closed */
+    PyObject *pool;   /* keeps the engine alive while we iterate */
+    int64_t deadline; /* -1: none */
+    int started;
+    PyObject *weakreflist;
+} SfMapIterObject;
+
+static enum sf_pull ctx_pull(void *raw, void **item)
+{
+    map_ctx *ctx = raw;
+    PyObject *next = PyIter_Next(ctx->iterator);
+    if (next) {
+        *item = next;
+        return SF_PULL_ITEM;
+    }
+    if (!PyErr_Occurred())
+        return SF_PULL_END;
+    *item = sf_fetch_exception();
+    return SF_PULL_ERROR;
+}
+
+static int ctx_work(void *raw, void **value)
+{
+    map_ctx *ctx = raw;
+    PyObject *item = *value;
+    PyObject *result = ctx->star ? PyObject_Call(ctx->fn, item, NULL)
+                                 : PyObject_CallOneArg(ctx->fn, item);
+    Py_DECREF(item); /* the input item is not needed once it ran */
+    if (result) {
+        *value = result;
+        return 0;
+    }
+    *value = sf_fetch_exception();
+    return 1;
+}
+
+static void ctx_discard(void *raw, void *value)
+{
+    (void)raw;
+    Py_XDECREF((PyObject *)value);
+}
+
+static void ctx_destroy(void *raw)
+{
+    map_ctx *ctx = raw;
+    Py_DECREF(ctx->fn);
+    Py_DECREF(ctx->iterator);
+    PyMem_RawFree(ctx);
+}
+
+static const sf_map_ops python_map_ops = {ctx_pull, ctx_work, ctx_discard, ctx_destroy};
+
+PyObject *sf_map_iter_new(SfPoolObject *pool, PyObject *fn, PyObject *iterator, int star,
+                          Py_ssize_t window, int unordered, double timeout)
+{
+    SfMapIterObject *it = PyObject_GC_New(SfMapIterObject, &SfMapIter_Type);
+    map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
+    if (!it || !ctx) {
+        Py_XDECREF(it);
+        PyMem_RawFree(ctx);
+        return PyErr_NoMemory();
+    }
+    it->map = NULL;
+    it->pool = Py_NewRef((PyObject *)pool);
+    it->deadline = timeout < 0 ? -1 : sf_now_ns() + (int64_t)(timeout * 1e9);
+    it->started = 0;
+    it->weakreflist = NULL;
+    ctx->fn = Py_NewRef(fn);
+    ctx->iterator = Py_NewRef(iterator);
+    ctx->star = star;
+    sf_map_options options = {.window = window > 0 ? (size_t)window : SF_WINDOW_UNBOUNDED,
+                              .unordered = unordered};
+    int rc = sf_map_create(&it->map, pool->pool, &python_map_ops, ctx, &options);
+    if (rc != 0) {
+        ctx_destroy(ctx);
+        Py_DECREF(it);
+        return sf_raise_for_pool_error(rc), NULL;
+    }
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+static void finish(SfMapIterObject *it)
+{
+    sf_map *map = it->map;
+    if (map) {
+        it->map = NULL;
+        sf_map_close(map);
+    }
+}
+
+static PyObject *raise_and_finish(SfMapIterObject *it, PyObject *exc_type, const char *message)
+{
+    finish(it);
+    if (message)
+        PyErr_SetString(exc_type, message);
+    else
+        PyErr_SetNone(exc_type);
+    return NULL;
+}
+
+static PyObject *mapiter_next(SfMapIterObject *it)
+{
+    void *value;
+    int rc;
+    if (!it->map)
+        return NULL;
+    it->started = 1;
+    rc = sf_map_next(it->map, &value, 0);
+    while (rc < 0) {
+        int64_t now = sf_now_ns(), until = now + WAIT_SLICE_NS;
+        if (it->deadline >= 0 && now >= it->deadline)
+            /* one deadline for the whole map: cancel everything pending */
+            return raise_and_finish(it, sf_py.timeout_error, NULL);
+        if (it->deadline >= 0 && it->deadline < until)
+            until = it->deadline;
+        sf_map *map = it->map;
+        Py_BEGIN_ALLOW_THREADS
+        rc = sf_map_next(map, &value, until);
+        Py_END_ALLOW_THREADS
+        if (rc < 0 && PyErr_CheckSignals() < 0)
+            return NULL; /* e.g. KeyboardInterrupt; the iterator stays usable */
+        if (!it->map)
+            return NULL; /* closed by a signal handler */
+    }
+    switch (rc) {
+    case SF_RESULT:
+        return value;
+    case SF_ERROR: /* raised at its position; the next call goes on */
+        sf_raise_exception(value);
+        return NULL;
+    case SF_CANCELLED:
+        PyErr_SetNone(sf_py.cancelled_error);
+        return NULL;
+    case SF_INPUT_ERROR: /* raised after every earlier result; ends it */
+        finish(it);
+        sf_raise_exception(value);
+        return NULL;
+    case SF_SHUT_DOWN:
+        return raise_and_finish(it, PyExc_RuntimeError, SF_SHUTDOWN_MESSAGE);
+    case SF_BROKEN:
+        return raise_and_finish(it, sf_py.broken_thread_pool, SF_BROKEN_MESSAGE);
+    default: /* SF_END */
+        finish(it);
+        return NULL;
+    }
+}
+
+static PyObject *mapiter_close(SfMapIterObject *it, PyObject *unused)
+{
+    (void)unused;
+    finish(it);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mapiter_outstanding(SfMapIterObject *it, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromSize_t(it->map ? sf_map_outstanding(it->map) : 0);
+}
+
+static PyObject *mapiter_enter(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return Py_NewRef(self);
+}
+
+static PyObject *mapiter_exit(SfMapIterObject *it, PyObject *args)
+{
+    (void)args;
+    finish(it);
+    Py_RETURN_FALSE;
+}
+
+static void mapiter_dealloc(SfMapIterObject *it)
+{
+    PyObject_GC_UnTrack(it);
+    if (it->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)it);
+    if (it->map) {
+        sf_map *map = it->map;
+        it->map = NULL;
+        if (it->started)
+            sf_map_close(map);  /* early exit: cancel what has not started */
+        else
+            sf_map_detach(map); /* fire-and-forget: run everything */
+    }
+    Py_CLEAR(it->pool);
+    PyObject_GC_Del(it);
+}
+
+static int mapiter_traverse(SfMapIterObject *it, visitproc visit, void *arg)
+{
+    Py_VISIT(it->pool);
+    return 0;
+}
+
+static PyMethodDef mapiter_methods[] = {
+    {"close", (PyCFunction)mapiter_close, METH_NOARGS,
+     "Cancel every item not started and stop pulling input."},
+    {"_outstanding", (PyCFunction)mapiter_outstanding, METH_NOARGS,
+     "Items acquired from the input and not yet yielded."},
+    {"__enter__", (PyCFunction)mapiter_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)mapiter_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject SfMapIter_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streamfutures._engine.MapIterator",
+    .tp_basicsize = sizeof(SfMapIterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Results of Executor.map, lazily, within a bounded window.",
+    .tp_dealloc = (destructor)mapiter_dealloc,
+    .tp_traverse = (traverseproc)mapiter_traverse,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)mapiter_next,
+    .tp_methods = mapiter_methods,
+    .tp_weaklistoffset = offsetof(SfMapIterObject, weakreflist),
+};

@@ -1,0 +1,384 @@
+/*
+ * pool_object.c -- _engine.Pool: an sf_pool seen from Python.
+ *
+ * DESIGN.  The Python executor owns one Pool; every map iterator holds a
+ * strong reference to it, so dropping the executor never truncates a map.
+ * submit() wraps (future, fn, args, kwargs) in a heap job the engine runs
+ * on a worker; the worker completes a real concurrent.futures.Future, so
+ * wait(), as_completed() and asyncio.wrap_future work unchanged.  Shutdown
+ * runs in two steps: the engine's cancel/drop callbacks run with the GIL
+ * held, then the join runs with the GIL released (workers need the GIL to
+ * finish).  A Pool collected while its threads still work (fire-and-forget
+ * maps) becomes a zombie that reap() joins at exit.  No engine lock is
+ * held across any Python call here; all state is guarded by the GIL.
+ */
+#include <errno.h>
+
+#include "binding.h"
+
+int sf_interpreter_exiting;
+
+/* ---- submit ---------------------------------------------------------- */
+
+typedef struct submit_job {
+    sf_job job;
+    PyObject *future, *fn, *args, *kwargs;
+} submit_job;
+
+static void submit_job_free(submit_job *j)
+{
+    Py_DECREF(j->future);
+    Py_DECREF(j->fn);
+    Py_DECREF(j->args);
+    Py_XDECREF(j->kwargs);
+    PyMem_RawFree(j);
+}
+
+static void report(PyObject *done, PyObject *future)
+{
+    if (!done)
+        PyErr_WriteUnraisable(future);
+    Py_XDECREF(done);
+}
+
+/* Complete a future nobody can be waiting on: its Condition was never made
+ * (see streamfutures/_future.py).  Runs with the GIL held and without
+ * calling Python code, so no other thread can interleave.  Returns 1 if it
+ * did the work, 0 if the caller must take the ordinary, notifying path. */
+static int complete_quietly(PyObject *future, PyObject *result, PyObject *exc)
+{
+    PyObject *dict = PyObject_GenericGetDict(future, NULL);
+    int quiet = 0;
+    if (!dict) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (!PyDict_GetItemWithError(dict, sf_py.str_condition) && !PyErr_Occurred()) {
+        quiet = (result ? PyDict_SetItem(dict, sf_py.str_result, result)
+                        : PyDict_SetItem(dict, sf_py.str_exception, exc)) == 0 &&
+                PyDict_SetItem(dict, sf_py.str_state, sf_py.state_finished) == 0;
+    }
+    PyErr_Clear();
+    Py_DECREF(dict);
+    return quiet;
+}
+
+/* Mark a pending future running if nobody watches it; 1 if done, 0 if the
+ * caller must call set_running_or_notify_cancel(). */
+static int start_quietly(PyObject *future)
+{
+    PyObject *dict = PyObject_GenericGetDict(future, NULL);
+    int quiet = 0;
+    if (!dict) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *state = PyDict_GetItemWithError(dict, sf_py.str_state);
+    if (state == sf_py.state_pending && !PyDict_GetItemWithError(dict, sf_py.str_condition) &&
+        !PyErr_Occurred())
+        quiet = PyDict_SetItem(dict, sf_py.str_state, sf_py.state_running) == 0;
+    PyErr_Clear();
+    Py_DECREF(dict);
+    return quiet;
+}
+
+static int submit_run(sf_job *job)
+{
+    submit_job *j = (submit_job *)job;
+    int run = 1;
+    if (!start_quietly(j->future)) {
+        PyObject *running = PyObject_CallMethodNoArgs(j->future, sf_py.str_set_running);
+        run = running ? PyObject_IsTrue(running) : -1;
+        Py_XDECREF(running);
+    }
+    if (run < 0) {
+        PyErr_WriteUnraisable(j->future);
+    } else if (run) {
+        PyObject *result = PyObject_Call(j->fn, j->args, j->kwargs);
+        if (result) {
+            if (!complete_quietly(j->future, result, NULL))
+                report(PyObject_CallMethodOneArg(j->future, sf_py.str_set_result, result),
+                       j->future);
+            Py_DECREF(result);
+        } else {
+            PyObject *exc = sf_fetch_exception();
+            if (!complete_quietly(j->future, NULL, exc))
+                report(PyObject_CallMethodOneArg(j->future, sf_py.str_set_exception, exc),
+                       j->future);
+            Py_DECREF(exc);
+        }
+    }
+    submit_job_free(j);
+    return SF_JOB_DONE;
+}
+
+static void submit_drop(sf_job *job, int reason)
+{
+    submit_job *j = (submit_job *)job;
+    if (reason == -EPIPE) {
+        PyObject *exc = PyObject_CallFunction(sf_py.broken_thread_pool, "s", SF_BROKEN_MESSAGE);
+        report(exc ? PyObject_CallMethodOneArg(j->future, sf_py.str_set_exception, exc) : NULL,
+               j->future);
+        Py_XDECREF(exc);
+    } else {
+        report(PyObject_CallMethodNoArgs(j->future, sf_py.str_cancel), j->future);
+    }
+    submit_job_free(j);
+}
+
+int sf_raise_for_pool_error(int rc)
+{
+    if (rc == -EPIPE)
+        PyErr_SetString(sf_py.broken_thread_pool, SF_BROKEN_MESSAGE);
+    else if (rc == -ESHUTDOWN)
+        PyErr_SetString(PyExc_RuntimeError, SF_SHUTDOWN_MESSAGE);
+    else if (rc == -ENOMEM)
+        PyErr_NoMemory();
+    else
+        PyErr_SetString(PyExc_RuntimeError, "can't start new thread");
+    return -1;
+}
+
+static int refuse_new_work(SfPoolObject *self)
+{
+    if (sf_pool_broken(self->pool))
+        return sf_raise_for_pool_error(-EPIPE);
+    if (self->shut_down)
+        return sf_raise_for_pool_error(-ESHUTDOWN);
+    if (sf_interpreter_exiting) {
+        PyErr_SetString(PyExc_RuntimeError, SF_EXIT_MESSAGE);
+        return -1;
+    }
+    return 0;
+}
+
+/* submit(fn, args, kwargs) -> Future */
+static PyObject *pool_submit(SfPoolObject *self, PyObject *const *argv, Py_ssize_t argc)
+{
+    if (argc != 3 || !PyTuple_Check(argv[1]) || (argv[2] != Py_None && !PyDict_Check(argv[2]))) {
+        PyErr_SetString(PyExc_TypeError, "submit(fn, args: tuple, kwargs: dict | None)");
+        return NULL;
+    }
+    if (refuse_new_work(self) < 0)
+        return NULL;
+    PyObject *future = PyObject_CallNoArgs(sf_py.future_type);
+    if (!future)
+        return NULL;
+    submit_job *j = PyMem_RawMalloc(sizeof *j);
+    if (!j) {
+        Py_DECREF(future);
+        return PyErr_NoMemory();
+    }
+    j->job.run = submit_run;
+    j->job.drop = submit_drop;
+    j->future = Py_NewRef(future);
+    j->fn = Py_NewRef(argv[0]);
+    j->args = Py_NewRef(argv[1]);
+    j->kwargs = argv[2] == Py_None || PyDict_GET_SIZE(argv[2]) == 0 ? NULL : Py_NewRef(argv[2]);
+    int rc = sf_pool_submit(self->pool, &j->job);
+    if (rc != 0) {
+        submit_job_free(j);
+        Py_DECREF(future);
+        sf_raise_for_pool_error(rc);
+        return NULL;
+    }
+    return future;
+}
+
+/* map(fn, iterator, star, window, unordered, timeout) -> iterator */
+static PyObject *pool_map(SfPoolObject *self, PyObject *args)
+{
+    PyObject *fn, *iterator, *timeout;
+    int star, unordered;
+    Py_ssize_t window;
+    if (!PyArg_ParseTuple(args, "OOpnpO", &fn, &iterator, &star, &window, &unordered, &timeout))
+        return NULL;
+    if (refuse_new_work(self) < 0)
+        return NULL;
+    double seconds = -1;
+    if (timeout != Py_None) {
+        seconds = PyFloat_AsDouble(timeout);
+        if (seconds == -1 && PyErr_Occurred())
+            return NULL;
+        if (seconds < 0)
+            seconds = 0;
+    }
+    return sf_map_iter_new(self, fn, iterator, star, window, unordered, seconds);
+}
+
+/* shutdown(wait, cancel_futures, cancel_maps) */
+static PyObject *pool_shutdown(SfPoolObject *self, PyObject *args)
+{
+    int wait, cancel_futures, cancel_maps;
+    if (!PyArg_ParseTuple(args, "ppp", &wait, &cancel_futures, &cancel_maps))
+        return NULL;
+    self->shut_down = 1;
+    /* step 1, GIL held: cancel callbacks touch futures and Python values */
+    sf_pool_shutdown(self->pool, (cancel_futures ? SF_SHUTDOWN_CANCEL_PENDING : 0) |
+                                     (cancel_maps ? SF_SHUTDOWN_CANCEL_MAPS : 0));
+    /* step 2, GIL released: join; a worker shutting its own pool down
+     * cannot join itself, so it only asks (as the stdlib cannot join the
+     * current thread either) */
+    if (wait && !sf_pool_owns_current_thread(self->pool)) {
+        Py_BEGIN_ALLOW_THREADS
+        sf_pool_shutdown(self->pool, SF_SHUTDOWN_WAIT);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *pool_get_broken(SfPoolObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(sf_pool_broken(self->pool));
+}
+
+static PyObject *pool_get_threads(SfPoolObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLong(sf_pool_thread_count(self->pool));
+}
+
+static int pool_init(SfPoolObject *self, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t max_workers;
+    const char *prefix;
+    PyObject *initializer, *initargs;
+    static char *names[] = {"max_workers", "thread_name_prefix", "initializer", "initargs", NULL};
+    if (self->pool) {
+        PyErr_SetString(PyExc_RuntimeError, "Pool already initialized");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsOO!", names, &max_workers, &prefix,
+                                     &initializer, &PyTuple_Type, &initargs))
+        return -1;
+    if (max_workers <= 0 || max_workers > 100000) {
+        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
+        return -1;
+    }
+    sf_zombies_reap(0);
+    self->hooks = PyMem_RawCalloc(1, sizeof *self->hooks);
+    if (!self->hooks) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->hooks->initializer = initializer == Py_None ? NULL : Py_NewRef(initializer);
+    self->hooks->initargs = Py_NewRef(initargs);
+    sf_pool_options options = {.max_threads = (unsigned)max_workers,
+                               .thread_name_prefix = prefix,
+                               .hooks = sf_python_thread_hooks(self->hooks)};
+    int rc = sf_pool_create(&self->pool, &options);
+    if (rc != 0) {
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static void hooks_free(sf_hook_ctx *hooks)
+{
+    if (!hooks)
+        return;
+    Py_XDECREF(hooks->initializer);
+    Py_XDECREF(hooks->initargs);
+    PyMem_RawFree(hooks);
+}
+
+static void pool_dealloc(SfPoolObject *self)
+{
+    if (self->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    if (self->pool) {
+        /* no consumer is left (iterators hold us): what still runs is
+         * fire-and-forget work, which finishes; reap() joins it at exit */
+        sf_pool_shutdown(self->pool, 0);
+        if (!sf_pool_owns_current_thread(self->pool) && sf_pool_try_join(self->pool)) {
+            sf_pool_destroy(self->pool);
+            hooks_free(self->hooks);
+        } else {
+            sf_zombie_add(self->pool, self->hooks);
+        }
+    } else {
+        hooks_free(self->hooks);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ---- zombies --------------------------------------------------------- */
+
+typedef struct zombie {
+    sf_pool *pool;
+    sf_hook_ctx *hooks;
+    struct zombie *next;
+} zombie;
+
+static zombie *zombies; /* guarded by the GIL */
+
+void sf_zombie_add(sf_pool *pool, sf_hook_ctx *hooks)
+{
+    zombie *z = PyMem_RawMalloc(sizeof *z);
+    if (!z)
+        abort(); /* losing track of live threads is worse than stopping */
+    z->pool = pool;
+    z->hooks = hooks;
+    z->next = zombies;
+    zombies = z;
+}
+
+void sf_zombies_reap(int block)
+{
+    zombie **link = &zombies;
+    while (*link) {
+        zombie *z = *link;
+        if (sf_pool_owns_current_thread(z->pool)) {
+            link = &z->next;
+            continue;
+        }
+        if (block) {
+            *link = z->next; /* unlink first: others may reap while we wait */
+            Py_BEGIN_ALLOW_THREADS
+            sf_pool_shutdown(z->pool, SF_SHUTDOWN_WAIT);
+            Py_END_ALLOW_THREADS
+        } else if (sf_pool_try_join(z->pool)) {
+            *link = z->next;
+        } else {
+            link = &z->next;
+            continue;
+        }
+        sf_pool_destroy(z->pool);
+        hooks_free(z->hooks);
+        PyMem_RawFree(z);
+        link = &zombies; /* the list may have changed while unlocked */
+    }
+}
+
+static PyMethodDef pool_methods[] = {
+    {"submit", (PyCFunction)(void (*)(void))pool_submit, METH_FASTCALL,
+     "submit(fn, args, kwargs) -> concurrent.futures.Future"},
+    {"map", (PyCFunction)pool_map, METH_VARARGS,
+     "map(fn, iterator, star, window, unordered, timeout) -> iterator"},
+    {"shutdown", (PyCFunction)pool_shutdown, METH_VARARGS,
+     "shutdown(wait, cancel_futures, cancel_maps)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef pool_getset[] = {
+    {"broken", (getter)pool_get_broken, NULL, "an initializer failed", NULL},
+    {"thread_count", (getter)pool_get_threads, NULL, "threads started and not joined", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject SfPool_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streamfutures._engine.Pool",
+    .tp_basicsize = sizeof(SfPoolObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Worker threads of the streamfutures engine.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)pool_init,
+    .tp_dealloc = (destructor)pool_dealloc,
+    .tp_methods = pool_methods,
+    .tp_getset = pool_getset,
+    .tp_weaklistoffset = offsetof(SfPoolObject, weakreflist),
+};

@@ -1,0 +1,44 @@
+"""streamfutures: concurrent.futures executors whose map() is lazy, bounded
+and non-blocking, on an engine written in C.
+
+Change one import::
+
+    import streamfutures as sf
+    with sf.ThreadPoolExecutor(max_workers=8) as ex:
+        for page in ex.map(download, read_urls(), buffersize=32):
+            handle(page)
+"""
+from concurrent.futures import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    BrokenExecutor,
+    CancelledError,
+    Executor,
+    Future,
+    InvalidStateError,
+    TimeoutError,
+    wait,
+)
+from concurrent.futures.thread import BrokenThreadPool
+
+from ._as_completed import as_completed
+from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
+
+__all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "BrokenExecutor",
+    "BrokenThreadPool",
+    "CancelledError",
+    "DEFAULT_BUFFERSIZE_PER_WORKER",
+    "Executor",
+    "Future",
+    "InvalidStateError",
+    "ThreadPoolExecutor",
+    "TimeoutError",
+    "as_completed",
+    "wait",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,115 @@
+"""ThreadPoolExecutor: the stdlib's class, on the streamfutures engine.
+
+Everything that runs per task lives in C (streamfutures._engine); this
+module only turns the stdlib's signatures and defaults into engine calls.
+"""
+import itertools
+import os
+import threading
+import weakref
+from concurrent.futures import _base
+
+from . import _engine
+from ._validate import check_buffersize
+
+#: map()'s default window is this many items per worker thread: enough to
+#: keep every worker busy while the consumer is briefly slow and to absorb
+#: uneven item times in ordered mode, small enough that large results
+#: (seed 002) cannot pile up.  See README "Why this default".
+DEFAULT_BUFFERSIZE_PER_WORKER = 32
+
+_DEFAULT = object()
+_cpu_count = getattr(os, "process_cpu_count", os.cpu_count)
+
+# Engines of live executors, for the exit hook.
+_live_pools = weakref.WeakSet()
+_exit_lock = threading.Lock()
+_exiting = False
+
+
+def _python_exit():
+    """Before the interpreter joins its threads: stop every engine thread.
+
+    Maps that still have a consumer stop pulling input and cancel what has
+    not started (nobody will read them); submitted futures and
+    fire-and-forget maps finish, as the stdlib's queued work items do."""
+    global _exiting
+    with _exit_lock:
+        _exiting = True
+    _engine.set_exiting()
+    for pool in list(_live_pools):
+        pool.shutdown(True, False, True)
+    _engine.reap(True)
+
+
+threading._register_atexit(_python_exit)
+
+
+class ThreadPoolExecutor(_base.Executor):
+    """Drop-in for concurrent.futures.ThreadPoolExecutor.
+
+    map() returns at once, pulls its input in the background, keeps at most
+    ``buffersize`` items acquired and not yet yielded, and yields results
+    in input order (or completion order with ``unordered=True``)."""
+
+    _counter = itertools.count().__next__
+
+    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
+        if max_workers is None:
+            # the running stdlib's default: I/O-bound work, at most 32
+            max_workers = min(32, (_cpu_count() or 1) + 4)
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        self._max_workers = max_workers
+        self._thread_name_prefix = thread_name_prefix or (
+            "ThreadPoolExecutor-%d" % self._counter()
+        )
+        self._initializer = initializer
+        self._initargs = initargs
+        self._pool = _engine.Pool(
+            max_workers, self._thread_name_prefix, initializer, tuple(initargs)
+        )
+        self._submit = self._pool.submit
+        with _exit_lock:
+            if not _exiting:
+                _live_pools.add(self._pool)
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._submit(fn, args, kwargs)
+
+    submit.__doc__ = _base.Executor.submit.__doc__
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=_DEFAULT,
+            unordered=False):
+        """Return an iterator equivalent to map(fn, *iterables), lazily.
+
+        The input is pulled in the background; at most ``buffersize`` items
+        are acquired and not yet yielded (default: 32 per worker; None means
+        no bound).  An exception from fn is raised at its item's position
+        and the next call to next() goes on; an exception from the input is
+        raised after every earlier result and ends the iteration.
+        ``timeout`` is one deadline counted from this call.  Closing the
+        iterator (or dropping it once started) cancels what has not started;
+        dropping it before it started lets every item run."""
+        if buffersize is _DEFAULT:
+            buffersize = DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers
+        else:
+            check_buffersize(buffersize)
+        if len(iterables) == 1:
+            iterator, star = iter(iterables[0]), False
+        else:
+            iterator, star = zip(*iterables), True
+        return self._pool.map(fn, iterator, star, buffersize or 0, bool(unordered), timeout)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self._pool.shutdown(wait, cancel_futures, False)
+
+    shutdown.__doc__ = _base.Executor.shutdown.__doc__
+
+    @property
+    def _broken(self):
+        if self._pool.broken:
+            return "A thread initializer failed, the thread pool is not usable anymore"
+        return False
