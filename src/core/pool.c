@@ -13,7 +13,9 @@
  *   active == queued jobs + running jobs, over both lanes;
  *   idle <= threads of that lane; wakes_pending <= idle;
  *   after shutdown, a job is accepted only from the engine and only while
- *   active > 0 (so nothing is queued once the threads may have exited).
+ *   active > 0 (so nothing is queued once the threads may have exited);
+ *   `exited` counts threads past their last hook call (safe to join while
+ *   holding whatever lock the hooks take).
  *
  * Lock order: a map's mutex, then pool->mu.  pool->mu is never held while
  * calling a job, a hook or a map function, and never while sleeping.
@@ -240,12 +242,16 @@ static void *thread_main(void *raw)
         if (l->wakes_pending)
             l->wakes_pending--;
     }
-    l->exited++;
     sf__unlock(&pool->mu);
     if (attached && hooks->detach)
         hooks->detach(hooks->ctx, state);
     if (hooks->thread_stop)
         hooks->thread_stop(hooks->ctx, state);
+    /* counted only now: an exited thread makes no more hook calls, so a
+     * caller holding the embedder's lock (the GIL) may join it */
+    sf__lock(&pool->mu);
+    l->exited++;
+    sf__unlock(&pool->mu);
     return NULL;
 }
 

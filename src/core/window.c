@@ -100,6 +100,7 @@ struct sf_map {
     sf_job feed_job;
 
     int consumer, drain, finished;
+    int cancelled; /* items not started must not start any more */
     unsigned jobs_posted, max_jobs;
     work_job *jobs, *free_jobs;
     double item_ns; /* moving average of one item's work */
@@ -344,6 +345,43 @@ static void feed_drop(sf_job *job, int reason)
 
 /* ---- work stage ------------------------------------------------------ */
 
+/* map->mu held: hand finished items [from, to) of a batch to the consumer
+ * (or discard them when nobody consumes). */
+static void publish(sf_map *m, const uint32_t *idx, void *const *values, const int *failed,
+                    int from, int to, trash *t)
+{
+    for (int i = from; i < to; i++) {
+        if (m->drain) {
+            trash_add(t, values[i]);
+            release_slot(m, idx[i]);
+            continue;
+        }
+        m->slots[idx[i]].value = values[i];
+        m->slots[idx[i]].state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
+        if (m->unordered)
+            ring_push(m, &m->done, idx[i]);
+    }
+    if (m->drain)
+        maybe_post_feed(m, SF__BY_ENGINE);
+}
+
+/* map->mu held: items [from, to) of a batch will not run after all. */
+static void cancel_claimed(sf_map *m, const uint32_t *idx, void *const *values, int from,
+                           int to, trash *t)
+{
+    for (int i = from; i < to; i++) {
+        trash_add(t, values[i]);
+        if (m->drain) {
+            release_slot(m, idx[i]);
+            continue;
+        }
+        m->slots[idx[i]].value = NULL;
+        m->slots[idx[i]].state = SLOT_CANCELLED;
+        if (m->unordered)
+            ring_push(m, &m->done, idx[i]);
+    }
+}
+
 static int work_run(sf_job *job)
 {
     work_job *wj = (work_job *)job;
@@ -367,30 +405,34 @@ static int work_run(sf_job *job)
         sf__unlock(&m->mu);
 
         int64_t started = sf_now_ns();
-        for (i = 0; i < n; i++)
-            failed[i] = m->ops.work(m->ctx, &values[i]);
-        double per_item = (double)(sf_now_ns() - started) / n;
-
-        sf__lock(&m->mu);
-        m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
         for (i = 0; i < n; i++) {
-            if (m->drain) {
-                trash_add(&t, values[i]);
-                release_slot(m, idx[i]);
-                continue;
-            }
-            m->slots[idx[i]].value = values[i];
-            m->slots[idx[i]].state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
-            if (m->unordered)
-                ring_push(m, &m->done, idx[i]);
-        }
-        if (m->drain)
-            maybe_post_feed(m, SF__BY_ENGINE);
-        if (t.len || atomic_load(&m->changed.waiters)) {
-            sf__unlock(&m->mu);
-            sf__event_signal_all(&m->changed);
-            trash_empty(m, &t);
+            failed[i] = m->ops.work(m->ctx, &values[i]);
+            /* publish at once: a result is never held back to fill a batch,
+             * because the next item of the batch may take arbitrarily long */
             sf__lock(&m->mu);
+            if (i + 1 == n) {
+                double per_item = (double)(sf_now_ns() - started) / n;
+                m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
+            }
+            publish(m, idx, values, failed, i, i + 1, &t);
+            if (t.len || atomic_load(&m->changed.waiters)) {
+                sf__unlock(&m->mu);
+                sf__event_signal_all(&m->changed);
+                trash_empty(m, &t);
+                sf__lock(&m->mu);
+            }
+            if (i + 1 < n && m->cancelled) {
+                /* claimed but not started: cancel them like ready items */
+                cancel_claimed(m, idx, values, i + 1, n, &t);
+                if (t.len) {
+                    sf__unlock(&m->mu);
+                    trash_empty(m, &t);
+                    sf__lock(&m->mu);
+                }
+                break;
+            }
+            if (i + 1 < n)
+                sf__unlock(&m->mu);
         }
         if (++rounds >= ROUNDS_PER_JOB && m->ready.len) {
             sf__unlock(&m->mu);
@@ -628,6 +670,7 @@ void sf_map_close(sf_map *m)
     m->consumer = 0;
     m->drain = 1;
     m->finished = 1;
+    m->cancelled = 1;
     if (m->input_state == INPUT_OPEN)
         m->input_state = INPUT_STOPPED;
     while (m->ready.len) {
@@ -662,6 +705,7 @@ void sf__map_on_shutdown(sf_map *m, int cancel_pending, int cancel_input)
     if ((cancel_pending || (cancel_input && m->consumer)) && m->input_state == INPUT_OPEN)
         m->input_state = INPUT_SHUT;
     if (cancel_pending || (cancel_input && m->consumer)) {
+        m->cancelled = 1;
         while (m->ready.len) {
             uint32_t idx = ring_pop(m, &m->ready);
             trash_add(&t, m->slots[idx].value);
