@@ -14,6 +14,7 @@ typedef struct sf_py_refs {
     PyObject *timeout_error;     /* concurrent.futures.TimeoutError */
     PyObject *broken_thread_pool;/* concurrent.futures.thread.BrokenThreadPool */
     PyObject *logger;            /* concurrent.futures._base.LOGGER */
+    PyObject *thread_enter, *thread_leave; /* streamfutures._threads */
     PyObject *str_set_running, *str_set_result, *str_set_exception, *str_cancel;
     PyObject *str_condition, *str_state, *str_result, *str_exception;
     PyObject *state_pending, *state_running, *state_finished; /* _base constants */
@@ -40,6 +41,7 @@ void sf_raise_exception(PyObject *exc);    /* steals exc */
 typedef struct sf_hook_ctx {
     PyObject *initializer; /* or NULL */
     PyObject *initargs;    /* tuple */
+    PyObject *name_prefix; /* str: threads are named "<prefix>_<n>" */
 } sf_hook_ctx;
 sf_thread_hooks sf_python_thread_hooks(sf_hook_ctx *ctx);
 

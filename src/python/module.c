@@ -60,6 +60,8 @@ PyMODINIT_FUNC PyInit__engine(void)
     sf_py.timeout_error = import_attr("concurrent.futures", "TimeoutError");
     sf_py.broken_thread_pool = import_attr("concurrent.futures.thread", "BrokenThreadPool");
     sf_py.logger = import_attr("concurrent.futures._base", "LOGGER");
+    sf_py.thread_enter = import_attr("streamfutures._threads", "enter");
+    sf_py.thread_leave = import_attr("streamfutures._threads", "leave");
     sf_py.str_set_running = PyUnicode_InternFromString("set_running_or_notify_cancel");
     sf_py.str_set_result = PyUnicode_InternFromString("set_result");
     sf_py.str_set_exception = PyUnicode_InternFromString("set_exception");

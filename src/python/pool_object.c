@@ -143,12 +143,13 @@ static int refuse_new_work(SfPoolObject *self)
 {
     if (sf_pool_broken(self->pool))
         return sf_raise_for_pool_error(-EPIPE);
-    if (self->shut_down)
-        return sf_raise_for_pool_error(-ESHUTDOWN);
+    /* the exit hook shuts every pool down; say why, as the stdlib does */
     if (sf_interpreter_exiting) {
         PyErr_SetString(PyExc_RuntimeError, SF_EXIT_MESSAGE);
         return -1;
     }
+    if (self->shut_down)
+        return sf_raise_for_pool_error(-ESHUTDOWN);
     return 0;
 }
 
@@ -264,6 +265,9 @@ static int pool_init(SfPoolObject *self, PyObject *args, PyObject *kwargs)
     }
     self->hooks->initializer = initializer == Py_None ? NULL : Py_NewRef(initializer);
     self->hooks->initargs = Py_NewRef(initargs);
+    self->hooks->name_prefix = PyUnicode_FromString(prefix);
+    if (!self->hooks->name_prefix)
+        return -1;
     sf_pool_options options = {.max_threads = (unsigned)max_workers,
                                .thread_name_prefix = prefix,
                                .hooks = sf_python_thread_hooks(self->hooks)};
@@ -282,6 +286,7 @@ static void hooks_free(sf_hook_ctx *hooks)
         return;
     Py_XDECREF(hooks->initializer);
     Py_XDECREF(hooks->initargs);
+    Py_XDECREF(hooks->name_prefix);
     PyMem_RawFree(hooks);
 }
 

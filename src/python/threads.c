@@ -41,10 +41,17 @@ static int start(void *ctx, enum sf_thread_kind kind, unsigned index, void **sta
     sf_hook_ctx *hc = ctx;
     thread_box *box = malloc(sizeof *box);
     int rc = 0;
-    (void)index;
     if (!box)
         return -1;
     box->gilstate = PyGILState_Ensure();
+    /* the stdlib's worker names, for threading.current_thread().name */
+    PyObject *name = PyUnicode_FromFormat(kind == SF_THREAD_WORKER ? "%U_%u" : "%U_input_%u",
+                                          hc->name_prefix, index);
+    PyObject *named = name ? PyObject_CallOneArg(sf_py.thread_enter, name) : NULL;
+    if (!named)
+        PyErr_WriteUnraisable(sf_py.thread_enter);
+    Py_XDECREF(named);
+    Py_XDECREF(name);
     if (kind == SF_THREAD_WORKER && hc->initializer) {
         PyObject *r = PyObject_Call(hc->initializer, hc->initargs, NULL);
         if (!r) {
@@ -65,6 +72,10 @@ static void stop(void *ctx, void *state)
     if (!box)
         return;
     PyEval_RestoreThread(box->tstate);
+    PyObject *left = PyObject_CallNoArgs(sf_py.thread_leave);
+    if (!left)
+        PyErr_WriteUnraisable(sf_py.thread_leave);
+    Py_XDECREF(left);
     PyGILState_Release(box->gilstate);
     free(box);
 }

@@ -1,0 +1,22 @@
+"""Python-level identity of engine threads.
+
+Engine threads are not threading.Thread objects; the first call of
+threading.current_thread() on one (logging does it for %(threadName)s)
+registers a _DummyThread that would stay in threading._active after the
+thread ends.  The binding calls enter() when an engine thread starts, so it
+carries the stdlib's worker name ("ThreadPoolExecutor-0_3"), and leave()
+just before it ends, so nothing outlives it.
+"""
+import threading
+
+
+def enter(name):
+    threading.current_thread().name = name
+
+
+def leave():
+    ident = threading.get_ident()
+    with threading._active_limbo_lock:
+        current = threading._active.get(ident)
+        if isinstance(current, threading._DummyThread):
+            del threading._active[ident]

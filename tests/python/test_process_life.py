@@ -1,0 +1,127 @@
+"""Ctrl-C and interpreter exit, each in a child interpreter: KeyboardInterrupt
+reaches the consumer promptly, and the interpreter exits without hanging
+whatever maps are running, abandoned or fire-and-forget."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def child(code):
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc, timeout=60):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail("child hung; stdout=%r stderr=%r" % (out, err))
+    return proc.returncode, out, err
+
+
+SLOW_WORK = """
+    import threading, time, itertools
+    import streamfutures as sf
+    stop = threading.Event()
+    def slow(x):
+        stop.wait(60)   # released by the handler below
+        return x
+"""
+
+
+@pytest.mark.parametrize("waiting_in", ["map", "result"])
+def test_ctrl_c_interrupts_a_blocked_consumer(waiting_in):
+    wait = "next(iter(ex.map(slow, itertools.count())))" if waiting_in == "map" \
+        else "ex.submit(slow, 1).result()"
+    proc = child(SLOW_WORK + f"""
+    ex = sf.ThreadPoolExecutor(2)
+    print("ready", flush=True)
+    try:
+        {wait}
+    except KeyboardInterrupt:
+        print("interrupted")
+    stop.set()
+    ex.shutdown()
+    print("clean")
+    """)
+    assert proc.stdout.readline().strip() == "ready"
+    import time
+    time.sleep(0.3)  # let it block in the wait
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert out.split() == ["interrupted", "clean"]
+
+
+def test_exit_while_a_map_over_an_endless_input_is_running():
+    proc = child("""
+    import itertools
+    import streamfutures as sf
+    ex = sf.ThreadPoolExecutor(2)
+    it = ex.map(abs, itertools.count())
+    print(next(it), next(it))
+    """)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert out.split() == ["0", "1"]
+
+
+def test_exit_after_abandoning_a_started_map():
+    proc = child("""
+    import itertools
+    import streamfutures as sf
+    ex = sf.ThreadPoolExecutor(3)
+    for x in ex.map(abs, itertools.count(), buffersize=64):
+        if x == 5:
+            break
+    print("left")
+    """)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert out.split() == ["left"]
+
+
+def test_exit_runs_fire_and_forget_work_to_the_end_like_the_stdlib():
+    proc = child("""
+    import atexit
+    import streamfutures as sf
+    done = []
+    atexit.register(lambda: print(len(done)))   # runs after the executors' exit hook
+    ex = sf.ThreadPoolExecutor(2)
+    ex.map(done.append, range(2000), buffersize=4)
+    ex.submit(done.append, -1)
+    """)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert out.split() == ["2001"]
+
+
+def test_new_work_is_refused_once_the_interpreter_is_exiting():
+    proc = child("""
+    import atexit
+    import streamfutures as sf
+    ex = sf.ThreadPoolExecutor(1)
+    def late():
+        try:
+            ex.submit(abs, 1)
+        except RuntimeError as exc:
+            print(exc)
+    atexit.register(late)   # runs after the executors' exit hook
+    """)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert out.strip() == "cannot schedule new futures after interpreter shutdown"
