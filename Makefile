@@ -1,9 +1,11 @@
 # streamfutures -- build, test, demo, bench.
 #   make demo      build, then replay seed 000 with the stdlib and with us
 #   make test      build, then every test: C, C under sanitizers, pytest
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 VPY = $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
 CC ?= gcc
 WARN = -Wall -Wextra -Werror -Wshadow
 CFLAGS ?= -O2 -g
@@ -47,7 +49,13 @@ sanitize: asan tsan
 build/example_ordered_lines: examples/c/ordered_lines.c build/libstreamfutures.a
 	$(CC) $(ALL_CFLAGS) $< build/libstreamfutures.a -o $@
 
+# the C example must print every line, transformed, in input order
 example: build/example_ordered_lines
+	@seq 1 20000 | sed 's/$$/ line of text/' > build/example_in.txt
+	@./build/example_ordered_lines -j 4 -w 16 < build/example_in.txt > build/example_out.txt
+	@tr a-z A-Z < build/example_in.txt | cmp - build/example_out.txt
+	@./build/example_ordered_lines -j 8 -w 4 -d 200 < build/example_in.txt | head -n 1000 | tr A-Z a-z | cmp - <(head -n 1000 build/example_in.txt)
+	@echo "example: 20000 lines transformed in order"
 
 $(VENV)/.stamp:
 	$(PYTHON) -m venv $(VENV)

@@ -21,7 +21,8 @@
  *   unordered, addressed by seq when ordered);
  *   a drained map (consumer gone) keeps no finished value: it is discarded
  *   and its slot freed at once, so a fire-and-forget map stays O(W);
- *   refs = consumer (0/1) + posted feed job (0/1) + posted work jobs.
+ *   refs = consumer (0/1) + posted feed job (0/1) + posted work jobs;
+ *   jobs_working <= jobs_posted <= max_jobs (the pool's worker count).
  *
  * Lock order: map->mu, then pool->mu (posting a job).  No callback (pull,
  * work, discard, destroy) is ever made with map->mu held: values to discard
@@ -102,6 +103,7 @@ struct sf_map {
     int consumer, drain, finished;
     int cancelled; /* items not started must not start any more */
     unsigned jobs_posted, max_jobs;
+    unsigned jobs_working; /* posted jobs between claiming a batch and its end */
     work_job *jobs, *free_jobs;
     double item_ns; /* moving average of one item's work */
 };
@@ -242,8 +244,10 @@ static void work_drop(sf_job *job, int reason);
 /* Post one more work job if the ready items call for it. */
 static void maybe_post_work(sf_map *m, trash *t)
 {
+    /* a posted job busy running an item cannot take a new one: only the
+     * idle ones count, or a slow item would serialize the ones behind it */
     size_t want = (m->ready.len + (size_t)batch_size(m) - 1) / (size_t)batch_size(m);
-    if (m->jobs_posted >= want || !m->free_jobs)
+    if (m->jobs_posted - m->jobs_working >= want || !m->free_jobs)
         return;
     work_job *wj = m->free_jobs;
     m->free_jobs = wj->next_free;
@@ -402,6 +406,7 @@ static int work_run(sf_job *job)
         }
         if (n == 0)
             break;
+        m->jobs_working++;
         sf__unlock(&m->mu);
 
         int64_t started = sf_now_ns();
@@ -434,6 +439,7 @@ static int work_run(sf_job *job)
             if (i + 1 < n)
                 sf__unlock(&m->mu);
         }
+        m->jobs_working--;
         if (++rounds >= ROUNDS_PER_JOB && m->ready.len) {
             sf__unlock(&m->mu);
             return SF_JOB_REQUEUE; /* let other jobs have this worker */

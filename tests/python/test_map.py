@@ -434,3 +434,23 @@ def test_shutdown_cancel_futures_reports_each_cancelled_item():
             next(it)
     with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
         next(it)
+
+
+def test_an_item_arriving_while_a_worker_is_busy_goes_to_an_idle_worker():
+    # item 1 is pulled only after item 0 started, and item 0 finishes only
+    # once item 1 runs: the two must run on the two workers at once
+    started = [threading.Event(), threading.Event()]
+
+    def source():
+        yield 0
+        assert started[0].wait(30)
+        yield 1
+
+    def work(i):
+        started[i].set()
+        if i == 0:
+            assert started[1].wait(30), "item 1 queued behind item 0"
+        return i
+
+    with sf.ThreadPoolExecutor(2) as ex:
+        assert list(ex.map(work, source())) == [0, 1]
