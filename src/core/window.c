@@ -133,10 +133,30 @@ static void release_slot(sf_map *m, uint32_t idx)
 }
 
 /* A growable list of values to discard once map->mu is released. */
-typedef struct trash {
+typedef struct trash trash;
+static void trash_add(trash *t, void *value);
+
+/* An item that will not run after all (cancelled, or the pool broke): its
+ * value goes to the trash, and the consumer, if there is one, finds the
+ * slot at the item's position in the given state. */
+static void retire(sf_map *m, uint32_t idx, void *value, enum slot_state why, trash *t)
+{
+    trash_add(t, value);
+    if (m->drain) {
+        release_slot(m, idx);
+        return;
+    }
+    m->slots[idx].value = NULL;
+    m->slots[idx].state = (unsigned char)why;
+    if (m->unordered)
+        ring_push(m, &m->done, idx);
+}
+
+
+struct trash {
     void **items;
     size_t len, cap;
-} trash;
+};
 
 static void trash_add(trash *t, void *value)
 {
@@ -224,15 +244,7 @@ static void break_ready(sf_map *m, trash *t)
 {
     while (m->ready.len) {
         uint32_t idx = ring_pop(m, &m->ready);
-        trash_add(t, m->slots[idx].value);
-        if (m->drain) {
-            release_slot(m, idx);
-        } else {
-            m->slots[idx].value = NULL;
-            m->slots[idx].state = SLOT_BROKEN;
-            if (m->unordered)
-                ring_push(m, &m->done, idx);
-        }
+        retire(m, idx, m->slots[idx].value, SLOT_BROKEN, t);
     }
     if (m->input_state == INPUT_OPEN)
         m->input_state = INPUT_BROKEN;
@@ -373,17 +385,8 @@ static void publish(sf_map *m, const uint32_t *idx, void *const *values, const i
 static void cancel_claimed(sf_map *m, const uint32_t *idx, void *const *values, int from,
                            int to, trash *t)
 {
-    for (int i = from; i < to; i++) {
-        trash_add(t, values[i]);
-        if (m->drain) {
-            release_slot(m, idx[i]);
-            continue;
-        }
-        m->slots[idx[i]].value = NULL;
-        m->slots[idx[i]].state = SLOT_CANCELLED;
-        if (m->unordered)
-            ring_push(m, &m->done, idx[i]);
-    }
+    for (int i = from; i < to; i++)
+        retire(m, idx[i], values[i], SLOT_CANCELLED, t);
 }
 
 static int work_run(sf_job *job)
@@ -681,8 +684,7 @@ void sf_map_close(sf_map *m)
         m->input_state = INPUT_STOPPED;
     while (m->ready.len) {
         uint32_t idx = ring_pop(m, &m->ready);
-        trash_add(&t, m->slots[idx].value);
-        release_slot(m, idx);
+        retire(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t); /* drained: freed */
     }
     drop_finished(m, &t);
     sf__unlock(&m->mu);
@@ -714,15 +716,7 @@ void sf__map_on_shutdown(sf_map *m, int cancel_pending, int cancel_input)
         m->cancelled = 1;
         while (m->ready.len) {
             uint32_t idx = ring_pop(m, &m->ready);
-            trash_add(&t, m->slots[idx].value);
-            if (m->drain) {
-                release_slot(m, idx);
-                continue;
-            }
-            m->slots[idx].value = NULL;
-            m->slots[idx].state = SLOT_CANCELLED;
-            if (m->unordered)
-                ring_push(m, &m->done, idx);
+            retire(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t);
         }
     }
     sf__unlock(&m->mu);
