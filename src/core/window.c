@@ -401,6 +401,15 @@ static int work_run(sf_job *job)
 
     sf__lock(&m->mu);
     for (;;) {
+        if (sf_pool_broken(m->pool)) {
+            /* the pool is not usable any more: what has not started never will */
+            break_ready(m, &t);
+            sf__unlock(&m->mu);
+            sf__event_signal_all(&m->changed);
+            trash_empty(m, &t);
+            sf__lock(&m->mu);
+            break;
+        }
         int want = batch_size(m);
         for (n = 0; n < want && m->ready.len; n++) {
             idx[n] = ring_pop(m, &m->ready);

@@ -312,6 +312,33 @@ TEST(map_refused_after_shutdown)
     sf_pool_destroy(pool);
 }
 
+static int worker_start_fails(void *ctx, enum sf_thread_kind kind, unsigned index, void **state)
+{
+    (void)ctx, (void)index, (void)state;
+    return kind == SF_THREAD_WORKER ? -1 : 0;
+}
+
+TEST(map_on_a_pool_that_breaks_reports_broken_and_loses_nothing)
+{
+    feed f = {.limit = -1, .fail_input_at = -1};
+    sf_pool_options o = {.max_threads = 2, .hooks = {.thread_start = worker_start_fails}};
+    sf_pool *pool = NULL;
+    sf_map *m = NULL;
+    void *v;
+    CHECK_EQ(sf_pool_create(&pool, &o), 0);
+    f.window = 4;
+    sf_map_options mo = {.window = 4};
+    CHECK_EQ(sf_map_create(&m, pool, &ops, &f, &mo), 0);
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_BROKEN); /* nothing could run */
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    CHECK_EQ(sf_map_create(&m, pool, &ops, &f, &mo), -EPIPE);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.worked, 0);
+    CHECK_EQ(f.discarded, f.pulled); /* every pulled item was released */
+    CHECK_EQ(f.destroyed, 1);
+}
+
 typedef struct race_arg {
     sf_pool *pool;
     int delay_us;
