@@ -1,7 +1,7 @@
 """Peak memory of `for _ in ex.map(f, range(5_000_000)): pass` with default
 settings, above the interpreter's baseline (issue 2: <= 20 MiB; the stdlib
 needs about 8 GiB).  Each side runs in a fresh interpreter and reports its
-peak RSS (ru_maxrss) before and after the loop.  The stdlib is measured on
+peak RSS (VmHWM) before and after the loop.  The stdlib is measured on
 a smaller input and scaled linearly (its memory is one Future per item):
 running it on 5 M items would need gigabytes here."""
 import json
@@ -15,13 +15,18 @@ N = 5_000_000
 STDLIB_N = 200_000
 
 CHILD = """
-import resource, sys, json
+import sys, json
 import concurrent.futures as cf
 import streamfutures as sf
 def f(x):
     return x
 def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM belongs to this address space; ru_maxrss would carry the parent's
+    # peak across execve on Linux
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
 cls = {"stdlib": cf.ThreadPoolExecutor, "streamfutures": sf.ThreadPoolExecutor}[sys.argv[1]]
 n = int(sys.argv[2])
 with cls() as ex:
