@@ -16,7 +16,8 @@
  * is what lets an embedding runtime with a global lock (CPython) use it.
  *
  * Errors are 0 or a negative errno value.  All functions are thread-safe
- * unless stated otherwise.
+ * unless stated otherwise.  After fork(), objects made in the parent are
+ * inert in the child: they refuse work with -ECHILD and free nothing.
  */
 #ifndef STREAMFUTURES_H
 #define STREAMFUTURES_H
@@ -74,7 +75,8 @@ struct sf_job {
 int sf_pool_create(sf_pool **out, const sf_pool_options *options);
 
 /* Queue a job for a worker.  -ESHUTDOWN after sf_pool_shutdown, -EPIPE when
- * the pool is broken, -EAGAIN when no thread could be started. */
+ * the pool is broken, -EAGAIN when no thread could be started, -ECHILD in
+ * a child process that inherited the pool through fork(). */
 int sf_pool_submit(sf_pool *pool, sf_job *job);
 
 #define SF_SHUTDOWN_WAIT 1u            /* join every thread before returning */
@@ -146,7 +148,8 @@ enum sf_outcome {
 
 /* Take the next result (ownership of *value passes to the caller).
  * deadline_ns: absolute CLOCK_MONOTONIC time, 0 = poll, -1 = no deadline.
- * Returns an sf_outcome, -EAGAIN when polling found nothing, -ETIMEDOUT.
+ * Returns an sf_outcome, -EAGAIN when polling found nothing, -ETIMEDOUT,
+ * -EINTR (a signal interrupted the sleep), -ECHILD (inherited by fork).
  * Only one thread may consume a map at a time. */
 int sf_map_next(sf_map *map, void **value, int64_t deadline_ns);
 

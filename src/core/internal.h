@@ -27,6 +27,9 @@ int sf__event_wait(sf__event *event, uint32_t key, int64_t deadline_ns);
 void sf__event_signal_one(sf__event *event);
 void sf__event_signal_all(sf__event *event);
 
+/* Bumped in the child after every fork (pthread_atfork). */
+unsigned sf__fork_generation(void);
+
 void sf__mutex_init(pthread_mutex_t *mutex);
 void sf__lock(pthread_mutex_t *mutex);
 void sf__unlock(pthread_mutex_t *mutex);
@@ -44,6 +47,8 @@ enum sf__poster { SF__BY_CONSUMER = 0, SF__BY_ENGINE = 1 };
 int sf__pool_post(sf_pool *pool, sf_job *job, enum sf__lane lane,
                   enum sf__poster poster);
 unsigned sf__pool_max_threads(const sf_pool *pool);
+/* 1 in a child process that inherited this pool through fork(). */
+int sf__pool_forked(const sf_pool *pool);
 int sf__pool_register_map(sf_pool *pool, sf_map *map);
 void sf__pool_unregister_map(sf_pool *pool, sf_map *map);
 

@@ -17,6 +17,11 @@
  *   `exited` counts threads past their last hook call (safe to join while
  *   holding whatever lock the hooks take).
  *
+ * Fork: a child has the pool's memory but none of its threads, and maybe
+ * a mutex some thread held at the fork.  Every entry point compares the
+ * pool's fork generation (sync.c) before taking a lock, and a forked
+ * child's pool refuses work with -ECHILD and is never joined or freed.
+ *
  * Lock order: a map's mutex, then pool->mu.  pool->mu is never held while
  * calling a job, a hook or a map function, and never while sleeping.
  * Threads attach (hooks.attach) before running jobs and detach before
@@ -56,7 +61,7 @@ struct sf_pool {
     int shutdown;
     _Atomic int broken;
     sf__map_link maps; /* registry of live maps (circular, sentinel) */
-    pid_t owner_pid;
+    unsigned fork_generation; /* sf__fork_generation when created */
 };
 
 typedef struct thread_start_arg {
@@ -277,7 +282,7 @@ int sf_pool_create(sf_pool **out, const sf_pool_options *options)
     sf__event_init(&pool->lanes[0].ready);
     sf__event_init(&pool->lanes[1].ready);
     pool->maps.prev = pool->maps.next = &pool->maps;
-    pool->owner_pid = getpid();
+    pool->fork_generation = sf__fork_generation();
     atomic_init(&pool->broken, 0);
     *out = pool;
     return 0;
@@ -288,6 +293,8 @@ int sf__pool_post(sf_pool *pool, sf_job *job, enum sf__lane which, enum sf__post
     lane *l = &pool->lanes[which];
     int rc = 0, wake = 0;
 
+    if (sf__pool_forked(pool))
+        return -ECHILD; /* before the lock: it may have been held at fork */
     sf__lock(&pool->mu);
     if (atomic_load(&pool->broken)) {
         rc = -EPIPE;
@@ -333,6 +340,8 @@ int sf__pool_register_map(sf_pool *pool, sf_map *map)
 {
     sf__map_link *link = sf__map_link_of(map);
     int rc = 0;
+    if (sf__pool_forked(pool))
+        return -ECHILD;
     sf__lock(&pool->mu);
     if (atomic_load(&pool->broken))
         rc = -EPIPE;
@@ -367,7 +376,7 @@ void sf_pool_shutdown(sf_pool *pool, unsigned flags)
     int cancel_pending = (flags & SF_SHUTDOWN_CANCEL_PENDING) != 0;
     int cancel_input = (flags & SF_SHUTDOWN_CANCEL_MAPS) != 0;
 
-    if (getpid() != pool->owner_pid)
+    if (sf__pool_forked(pool))
         return; /* a forked child has none of the threads */
 
     sf__lock(&pool->mu);
@@ -424,6 +433,11 @@ void sf_pool_shutdown(sf_pool *pool, unsigned flags)
     }
 }
 
+int sf__pool_forked(const sf_pool *pool)
+{
+    return pool->fork_generation != sf__fork_generation();
+}
+
 int sf_pool_broken(const sf_pool *pool) { return atomic_load(&((sf_pool *)pool)->broken); }
 
 int sf_pool_owns_current_thread(const sf_pool *pool) { return current_pool == pool; }
@@ -434,6 +448,8 @@ unsigned sf_pool_thread_count(const sf_pool *pool)
     unsigned n = 0;
     int i;
     thread_node *node;
+    if (sf__pool_forked(pool))
+        return 0;
     sf__lock(&p->mu);
     for (i = 0; i < 2; i++)
         for (node = p->lanes[i].thread_list; node; node = node->next)
@@ -445,7 +461,7 @@ unsigned sf_pool_thread_count(const sf_pool *pool)
 int sf_pool_try_join(sf_pool *pool)
 {
     int all_exited;
-    if (getpid() != pool->owner_pid)
+    if (sf__pool_forked(pool))
         return 1;
     sf__lock(&pool->mu);
     all_exited = pool->shutdown && pool->active == 0 &&
@@ -461,7 +477,7 @@ void sf_pool_destroy(sf_pool *pool)
 {
     if (!pool)
         return;
-    if (getpid() != pool->owner_pid)
+    if (sf__pool_forked(pool))
         return; /* forked child: the memory is the parent's business */
     sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT);
     if (pool->maps.next != &pool->maps)

@@ -12,7 +12,9 @@
  * signaler sees the waiter and calls FUTEX_WAKE, or the waiter's key is
  * already stale and FUTEX_WAIT returns at once.  The fast path of signal()
  * with nobody waiting is one atomic add and one load: no system call.
- * No locks are taken here.
+ * No locks are taken here.  This file also keeps the fork generation: a
+ * counter a pthread_atfork child handler bumps, so engine objects can tell
+ * that they were inherited from a parent process.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +26,20 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+/* Bumped in the child of every fork(): engine objects made before it belong
+ * to the parent (their threads do not exist here). */
+static _Atomic unsigned fork_generation;
+static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
+
+static void in_forked_child(void) { atomic_fetch_add(&fork_generation, 1); }
+static void install_fork_hook(void) { pthread_atfork(NULL, NULL, in_forked_child); }
+
+unsigned sf__fork_generation(void)
+{
+    pthread_once(&fork_hook_once, install_fork_hook);
+    return atomic_load(&fork_generation);
+}
 
 int64_t sf_now_ns(void)
 {

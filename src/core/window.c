@@ -617,6 +617,8 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
 {
     int rc, woke = 0; /* woke: -ETIMEDOUT / -EINTR from the last sleep */
     *value = NULL;
+    if (sf__pool_forked(m->pool))
+        return -ECHILD; /* inherited through fork: its threads are the parent's */
     sf__lock(&m->mu);
     for (;;) {
         long idx = m->finished ? -1 : takeable(m);
@@ -684,6 +686,8 @@ static void drop_finished(sf_map *m, trash *t)
 void sf_map_close(sf_map *m)
 {
     trash t = {0};
+    if (sf__pool_forked(m->pool))
+        return; /* the parent's: leave its memory alone */
     sf__lock(&m->mu);
     m->consumer = 0;
     m->drain = 1;
@@ -704,6 +708,8 @@ void sf_map_close(sf_map *m)
 void sf_map_detach(sf_map *m)
 {
     trash t = {0};
+    if (sf__pool_forked(m->pool))
+        return;
     sf__lock(&m->mu);
     m->consumer = 0;
     m->drain = 1;
@@ -736,6 +742,8 @@ void sf__map_on_shutdown(sf_map *m, int cancel_pending, int cancel_input)
 size_t sf_map_outstanding(sf_map *m)
 {
     size_t held;
+    if (sf__pool_forked(m->pool))
+        return 0;
     sf__lock(&m->mu);
     held = m->held + (size_t)m->pulling;
     sf__unlock(&m->mu);

@@ -28,6 +28,8 @@ extern PyTypeObject SfMapIter_Type;
     "A thread initializer failed, the thread pool is not usable anymore"
 #define SF_SHUTDOWN_MESSAGE "cannot schedule new futures after shutdown"
 #define SF_EXIT_MESSAGE "cannot schedule new futures after interpreter shutdown"
+#define SF_FORKED_MESSAGE \
+    "cannot use an executor in a forked child: its threads belong to the parent process"
 
 /* Set by the package's exit hook: refuse new work from then on. */
 extern int sf_interpreter_exiting;

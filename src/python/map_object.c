@@ -138,6 +138,8 @@ static PyObject *mapiter_next(SfMapIterObject *it)
     it->started = 1;
     rc = sf_map_next(it->map, &value, 0);
     while (rc < 0) {
+        if (rc == -ECHILD) /* inherited through fork: nothing will ever come */
+            return raise_and_finish(it, PyExc_RuntimeError, SF_FORKED_MESSAGE);
         int64_t now = sf_now_ns(), until = now + WAIT_SLICE_NS;
         if (it->deadline >= 0 && now >= it->deadline)
             /* one deadline for the whole map: cancel everything pending */

@@ -134,6 +134,8 @@ int sf_raise_for_pool_error(int rc)
         PyErr_SetString(PyExc_RuntimeError, SF_SHUTDOWN_MESSAGE);
     else if (rc == -ENOMEM)
         PyErr_NoMemory();
+    else if (rc == -ECHILD)
+        PyErr_SetString(PyExc_RuntimeError, SF_FORKED_MESSAGE);
     else
         PyErr_SetString(PyExc_RuntimeError, "can't start new thread");
     return -1;

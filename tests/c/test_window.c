@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "streamfutures.h"
@@ -337,6 +338,35 @@ TEST(map_on_a_pool_that_breaks_reports_broken_and_loses_nothing)
     CHECK_EQ(f.worked, 0);
     CHECK_EQ(f.discarded, f.pulled); /* every pulled item was released */
     CHECK_EQ(f.destroyed, 1);
+}
+
+TEST(a_forked_child_finds_the_pool_inert_and_the_parent_goes_on)
+{
+    feed f = {.limit = 1000, .fail_input_at = -1};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start(pool, &f, 8, 0);
+    void *v;
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sf_job job = {NULL, NULL, NULL};
+        int ok = sf_pool_submit(pool, &job) == -ECHILD && sf_map_next(m, &v, -1) == -ECHILD &&
+                 sf_pool_thread_count(pool) == 0;
+        sf_map_close(m);       /* no-ops: the parent owns them */
+        sf_pool_destroy(pool);
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (long i = 2; i <= 1000; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
 }
 
 typedef struct race_arg {

@@ -234,3 +234,27 @@ def test_worker_threads_carry_the_stdlib_names():
     with sf.ThreadPoolExecutor(1) as ex:
         name = ex.submit(lambda: threading.current_thread().name).result()
     assert name.startswith("ThreadPoolExecutor-") and name.endswith("_0")
+
+
+def test_a_forked_child_gets_a_clear_error_and_the_parent_goes_on():
+    import os
+    import warnings
+
+    with sf.ThreadPoolExecutor(2) as ex:
+        it = ex.map(double, range(100), buffersize=4)
+        assert next(it) == 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:
+            ok = 0
+            for attempt in (lambda: ex.submit(double, 1), lambda: next(it)):
+                try:
+                    attempt()
+                except RuntimeError as exc:
+                    ok += "forked child" in str(exc)
+            os._exit(0 if ok == 2 else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert list(it) == [double(i) for i in range(1, 100)]
+        assert ex.submit(double, 4).result() == 8
