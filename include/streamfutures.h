@@ -165,6 +165,48 @@ void sf_map_detach(sf_map *map);
 /* Items acquired and not yet taken (the quantity the window bounds). */
 size_t sf_map_outstanding(sf_map *map);
 
+/* ---- process workers ----------------------------------------------------
+ *
+ * A channel is the parent's end of one worker process: a pipe the parent
+ * writes tasks to, a pipe it reads results from, and a pidfd.  Messages are
+ * framed (id, kind, bytes).  sf_proc_send only queues; every I/O step
+ * happens in sf_proc_recv, which waits on the result pipe, the task pipe's
+ * write readiness and the pidfd at once, so neither side can block the
+ * other with a full pipe and a dead worker is seen within that same wait.
+ * The worker side is sf_proc_serve, a C loop around a handler. */
+
+typedef struct sf_proc_channel sf_proc_channel;
+
+typedef struct sf_proc_msg {
+    uint64_t id;
+    uint32_t kind;      /* the embedder's; SF_PROC_KIND_EXIT asks a worker to stop */
+    uint32_t len;
+    const void *data;   /* valid until the next recv (or handler call) */
+} sf_proc_msg;
+
+#define SF_PROC_KIND_EXIT 0xffffffffu
+
+/* Own task_fd (write end), result_fd (read end) and a pidfd for pid. */
+int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result_fd);
+int sf_proc_send(sf_proc_channel *ch, uint64_t id, uint32_t kind, const void *data,
+                 uint32_t len);
+/* 0 with *msg, -ETIMEDOUT at deadline_ns (-1: none), -EPIPE once the worker
+ * is gone (its results up to then have all been returned), -EINTR. */
+int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns);
+int sf_proc_pid(const sf_proc_channel *ch);
+int sf_proc_kill(sf_proc_channel *ch, int signo);
+/* Close the pipes (the worker sees end of input and exits) and free.  The
+ * process is not reaped here: its starter does that. */
+void sf_proc_channel_close(sf_proc_channel *ch);
+
+/* Worker side: answer every task with handler's reply until end of input
+ * or an EXIT message.  The reply's bytes must stay valid until the next
+ * handler call.  Each reply is written before the next task starts, so a
+ * crash never loses a finished result. */
+typedef uint32_t (*sf_proc_handler)(void *ctx, const sf_proc_msg *task, const void **reply,
+                                    uint32_t *reply_len);
+int sf_proc_serve(int task_fd, int result_fd, sf_proc_handler handler, void *ctx);
+
 /* Monotonic clock in nanoseconds, the clock of every deadline. */
 int64_t sf_now_ns(void);
 

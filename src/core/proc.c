@@ -1,0 +1,333 @@
+/*
+ * proc.c -- process workers: framed messages over pipes, one wait for
+ * results / write progress / death / deadline, and the worker-side loop.
+ *
+ * DESIGN.  A message is a 16-byte header (u32 length, u32 kind, u64 id) and
+ * its bytes.  Parent side, a channel owns the task pipe's write end (made
+ * non-blocking), the result pipe's read end and a pidfd.  sf_proc_send only
+ * appends to an output buffer; sf_proc_recv is the one place that moves
+ * bytes: it polls the result pipe, the task pipe (only while output is
+ * pending) and the pidfd together, so a parent writing a large batch never
+ * deadlocks against a worker writing large results, and a worker's death
+ * is seen in the same wait as its results.  When the pidfd fires, the
+ * result pipe is drained first: every result written before the death is
+ * still returned, then -EPIPE.  Worker side, sf_proc_serve reads tasks in
+ * batches (one read() takes whatever the parent queued) but writes each
+ * reply before the next task starts: a finished result never waits on a
+ * slow successor and never dies with a crashing one.  (A shared-memory
+ * result ring could drop that per-reply write without losing either.)
+ *
+ * Invariants: in.start <= in.end <= in.cap; a message returned by recv
+ * stays in `in` until the next recv (consume), so its bytes stay valid.
+ * No locks: a channel belongs to one thread at a time (the embedder's).
+ * Writers must ignore SIGPIPE (CPython does): a dead reader is reported as
+ * -EPIPE, not a signal.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define HEADER 16
+#define READ_CHUNK 65536
+
+typedef struct buffer {
+    char *data;
+    size_t start, end, cap;
+} buffer;
+
+struct sf_proc_channel {
+    int pid, task_fd, result_fd, pidfd;
+    buffer in, out;
+    size_t consume;   /* bytes of the last returned message */
+    int exited;       /* pidfd fired: drain, then report */
+    int eof;          /* result pipe closed */
+    int write_broken; /* task pipe's reader is gone */
+};
+
+/* ---- buffers ------------------------------------------------------------ */
+
+static int reserve(buffer *b, size_t extra)
+{
+    if (b->start == b->end)
+        b->start = b->end = 0;
+    if (b->end + extra <= b->cap)
+        return 0;
+    if (b->start) {
+        memmove(b->data, b->data + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->start = 0;
+        if (b->end + extra <= b->cap)
+            return 0;
+    }
+    size_t cap = b->cap ? b->cap : READ_CHUNK;
+    while (cap < b->end + extra)
+        cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (!data)
+        return -ENOMEM;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int append_message(buffer *b, uint64_t id, uint32_t kind, const void *data, uint32_t len)
+{
+    if (reserve(b, HEADER + (size_t)len) != 0)
+        return -ENOMEM;
+    char *p = b->data + b->end;
+    memcpy(p, &len, 4);
+    memcpy(p + 4, &kind, 4);
+    memcpy(p + 8, &id, 8);
+    if (len)
+        memcpy(p + HEADER, data, len);
+    b->end += HEADER + (size_t)len;
+    return 0;
+}
+
+/* A whole message at the front of b?  Then fill msg and return its size. */
+static size_t parse(const buffer *b, sf_proc_msg *msg)
+{
+    size_t avail = b->end - b->start;
+    uint32_t len;
+    if (avail < HEADER)
+        return 0;
+    memcpy(&len, b->data + b->start, 4);
+    if (avail < HEADER + (size_t)len)
+        return 0;
+    memcpy(&msg->kind, b->data + b->start + 4, 4);
+    memcpy(&msg->id, b->data + b->start + 8, 8);
+    msg->len = len;
+    msg->data = b->data + b->start + HEADER;
+    return HEADER + (size_t)len;
+}
+
+/* ---- parent side ---------------------------------------------------------- */
+
+static int set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
+int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result_fd)
+{
+    sf_proc_channel *ch = calloc(1, sizeof *ch);
+    int rc;
+    if (!ch)
+        return -ENOMEM;
+    if ((rc = set_flags(task_fd)) != 0 || (rc = set_flags(result_fd)) != 0) {
+        free(ch);
+        return rc;
+    }
+    ch->pid = pid;
+    ch->task_fd = task_fd;
+    ch->result_fd = result_fd;
+    /* pidfd (Linux >= 5.3) sees a death even if another process holds a
+     * copy of the result pipe's write end; without it, end-of-file does */
+    ch->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (ch->pidfd >= 0)
+        fcntl(ch->pidfd, F_SETFD, FD_CLOEXEC);
+    *out = ch;
+    return 0;
+}
+
+static void flush_some(sf_proc_channel *ch)
+{
+    while (ch->out.end > ch->out.start && !ch->write_broken) {
+        ssize_t n = write(ch->task_fd, ch->out.data + ch->out.start, ch->out.end - ch->out.start);
+        if (n > 0) {
+            ch->out.start += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            return;
+        } else {
+            ch->write_broken = 1; /* the worker is gone: recv will say so */
+            ch->out.start = ch->out.end = 0;
+        }
+    }
+}
+
+int sf_proc_send(sf_proc_channel *ch, uint64_t id, uint32_t kind, const void *data, uint32_t len)
+{
+    if (append_message(&ch->out, id, kind, data, len) != 0)
+        return -ENOMEM;
+    flush_some(ch);
+    return 0;
+}
+
+/* Read what the result pipe holds now (non-blocking). */
+static int read_available(sf_proc_channel *ch)
+{
+    for (;;) {
+        if (reserve(&ch->in, READ_CHUNK) != 0)
+            return -ENOMEM;
+        ssize_t n = read(ch->result_fd, ch->in.data + ch->in.end, ch->in.cap - ch->in.end);
+        if (n > 0) {
+            ch->in.end += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            ch->eof = 1;
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            return 0;
+        ch->eof = 1;
+        return 0;
+    }
+}
+
+int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
+{
+    ch->in.start += ch->consume;
+    ch->consume = 0;
+    for (;;) {
+        size_t size = parse(&ch->in, msg);
+        if (size) {
+            ch->consume = size;
+            return 0;
+        }
+        if (ch->eof)
+            return -EPIPE;
+        if (ch->exited) {
+            /* dead: everything it wrote is in the pipe; take it, then report */
+            int rc = read_available(ch);
+            if (rc != 0)
+                return rc;
+            if (!parse(&ch->in, msg))
+                ch->eof = 1;
+            continue;
+        }
+
+        struct pollfd fds[3];
+        int nfds = 0, want_write = ch->out.end > ch->out.start && !ch->write_broken;
+        fds[nfds++] = (struct pollfd){.fd = ch->result_fd, .events = POLLIN};
+        if (want_write)
+            fds[nfds++] = (struct pollfd){.fd = ch->task_fd, .events = POLLOUT};
+        if (ch->pidfd >= 0)
+            fds[nfds++] = (struct pollfd){.fd = ch->pidfd, .events = POLLIN};
+        struct timespec wait, *timeout = NULL;
+        if (deadline_ns >= 0) {
+            int64_t left = deadline_ns - sf_now_ns();
+            if (left < 0)
+                left = 0;
+            wait.tv_sec = left / 1000000000;
+            wait.tv_nsec = left % 1000000000;
+            timeout = &wait;
+        }
+        int ready = ppoll(fds, (nfds_t)nfds, timeout, NULL);
+        if (ready < 0)
+            return errno == EINTR ? -EINTR : -errno;
+        if (ready == 0)
+            return -ETIMEDOUT;
+        for (int i = 0; i < nfds; i++) {
+            if (!fds[i].revents)
+                continue;
+            if (fds[i].fd == ch->result_fd) {
+                int rc = read_available(ch);
+                if (rc != 0)
+                    return rc;
+            } else if (fds[i].fd == ch->task_fd) {
+                flush_some(ch);
+            } else {
+                ch->exited = 1;
+            }
+        }
+    }
+}
+
+int sf_proc_pid(const sf_proc_channel *ch) { return ch->pid; }
+
+int sf_proc_kill(sf_proc_channel *ch, int signo)
+{
+    /* through the pidfd there is no pid-reuse race */
+    if (ch->pidfd >= 0 && syscall(SYS_pidfd_send_signal, ch->pidfd, signo, NULL, 0) == 0)
+        return 0;
+    return kill(ch->pid, signo) == 0 ? 0 : -errno;
+}
+
+void sf_proc_channel_close(sf_proc_channel *ch)
+{
+    if (!ch)
+        return;
+    close(ch->task_fd);
+    close(ch->result_fd);
+    if (ch->pidfd >= 0)
+        close(ch->pidfd);
+    free(ch->in.data);
+    free(ch->out.data);
+    free(ch);
+}
+
+/* ---- worker side -------------------------------------------------------- */
+
+static int write_all(int fd, buffer *b)
+{
+    while (b->end > b->start) {
+        ssize_t n = write(fd, b->data + b->start, b->end - b->start);
+        if (n > 0)
+            b->start += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            return n < 0 ? -errno : -EPIPE;
+    }
+    b->start = b->end = 0;
+    return 0;
+}
+
+int sf_proc_serve(int task_fd, int result_fd, sf_proc_handler handler, void *ctx)
+{
+    buffer in = {0}, out = {0};
+    int rc = 0;
+
+    for (;;) {
+        sf_proc_msg task;
+        size_t size = parse(&in, &task);
+        if (size && task.kind == SF_PROC_KIND_EXIT)
+            break;
+        if (size) {
+            const void *reply = NULL;
+            uint32_t reply_len = 0;
+            uint32_t kind = handler(ctx, &task, &reply, &reply_len);
+            if ((rc = append_message(&out, task.id, kind, reply, reply_len)) != 0)
+                break;
+            in.start += size;
+            /* written before the next task starts: a reply never waits on
+             * a slow successor, and a crash never takes a finished result */
+            if ((rc = write_all(result_fd, &out)) != 0)
+                break;
+            continue;
+        }
+        if ((rc = reserve(&in, READ_CHUNK)) != 0)
+            break;
+        ssize_t n = read(task_fd, in.data + in.end, in.cap - in.end);
+        if (n > 0)
+            in.end += (size_t)n;
+        else if (n == 0)
+            break; /* the parent closed the channel: done */
+        else if (errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+    }
+    free(in.data);
+    free(out.data);
+    return rc;
+}

@@ -1,0 +1,215 @@
+/* test_proc.c -- the process transport without Python: forked workers
+ * that echo, crash, exit with a code, hang, or move large payloads.  Every
+ * worker is reaped by the test that started it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "streamfutures.h"
+#include "test.h"
+
+static int gate_fd = -1;   /* the worker's read end of a gate pipe */
+static char big_reply[3 << 20];
+
+static uint32_t handle(void *ctx, const sf_proc_msg *task, const void **reply, uint32_t *len)
+{
+    (void)ctx;
+    const char *text = task->data;
+    if (task->len == 5 && memcmp(text, "crash", 5) == 0)
+        abort();
+    if (task->len == 5 && memcmp(text, "exit7", 5) == 0)
+        _exit(7);
+    if (task->len == 4 && memcmp(text, "hang", 4) == 0)
+        for (;;)
+            pause();
+    if (task->len == 4 && memcmp(text, "gate", 4) == 0) {
+        char byte;
+        if (read(gate_fd, &byte, 1) != 1)
+            _exit(9);
+    }
+    if (task->len >= 4 && memcmp(text, "big:", 4) == 0) {
+        *reply = big_reply;
+        *len = (uint32_t)atoi(text + 4);
+        return 2;
+    }
+    *reply = task->data; /* echo */
+    *len = task->len;
+    return 1;
+}
+
+typedef struct worker {
+    sf_proc_channel *ch;
+    int pid, gate_w;
+} worker;
+
+static worker start_worker(void)
+{
+    int tasks[2], results[2], gate[2];
+    worker w = {NULL, -1, -1};
+    if (pipe2(tasks, O_CLOEXEC) || pipe2(results, O_CLOEXEC) || pipe2(gate, O_CLOEXEC))
+        abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        close(tasks[1]);
+        close(results[0]);
+        close(gate[1]);
+        gate_fd = gate[0];
+        _exit(sf_proc_serve(tasks[0], results[1], handle, NULL) == 0 ? 0 : 3);
+    }
+    close(tasks[0]);
+    close(results[1]);
+    close(gate[0]);
+    w.pid = pid;
+    w.gate_w = gate[1];
+    if (sf_proc_channel_open(&w.ch, pid, tasks[1], results[0]) != 0)
+        abort();
+    return w;
+}
+
+/* Close the channel and reap the worker; returns its wait status. */
+static int stop_worker(worker *w)
+{
+    int status = 0;
+    sf_proc_channel_close(w->ch);
+    close(w->gate_w);
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
+}
+
+static int64_t in_ms(int ms) { return sf_now_ns() + (int64_t)ms * 1000000; }
+
+TEST(proc_echoes_many_tasks_in_order)
+{
+    signal(SIGPIPE, SIG_IGN);
+    worker w = start_worker();
+    enum { N = 20000 };
+    char text[32];
+    for (uint64_t i = 0; i < N; i++) {
+        int len = snprintf(text, sizeof text, "task %llu", (unsigned long long)i);
+        CHECK_EQ(sf_proc_send(w.ch, i, 0, text, (uint32_t)len), 0);
+    }
+    for (uint64_t i = 0; i < N; i++) {
+        sf_proc_msg msg;
+        int len = snprintf(text, sizeof text, "task %llu", (unsigned long long)i);
+        CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), 0);
+        CHECK_EQ(msg.id, i);
+        CHECK_EQ(msg.kind, 1);
+        CHECK_EQ(msg.len, len);
+        CHECK(memcmp(msg.data, text, (size_t)len) == 0);
+    }
+    int status = stop_worker(&w);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* end of input: clean exit */
+}
+
+TEST(proc_large_payloads_both_ways_do_not_deadlock)
+{
+    signal(SIGPIPE, SIG_IGN);
+    worker w = start_worker();
+    static char payload[1 << 20];
+    memset(payload, 'x', sizeof payload);
+    /* 20 MB of tasks queued before reading anything, 2 MB replies each
+     * other task: both pipes fill up many times over */
+    for (uint64_t i = 0; i < 20; i++) {
+        if (i % 2)
+            CHECK_EQ(sf_proc_send(w.ch, i, 0, "big:2000000", 11), 0);
+        else
+            CHECK_EQ(sf_proc_send(w.ch, i, 0, payload, sizeof payload), 0);
+    }
+    for (uint64_t i = 0; i < 20; i++) {
+        sf_proc_msg msg;
+        CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(20000)), 0);
+        CHECK_EQ(msg.id, i);
+        CHECK_EQ(msg.len, i % 2 ? 2000000 : sizeof payload);
+    }
+    stop_worker(&w);
+}
+
+TEST(proc_crash_returns_earlier_results_then_epipe)
+{
+    signal(SIGPIPE, SIG_IGN);
+    worker w = start_worker();
+    sf_proc_msg msg;
+    CHECK_EQ(sf_proc_send(w.ch, 1, 0, "one", 3), 0);
+    CHECK_EQ(sf_proc_send(w.ch, 2, 0, "two", 3), 0);
+    CHECK_EQ(sf_proc_send(w.ch, 3, 0, "crash", 5), 0);
+    CHECK_EQ(sf_proc_send(w.ch, 4, 0, "four", 4), 0);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), 0);
+    CHECK_EQ(msg.id, 1);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), 0);
+    CHECK_EQ(msg.id, 2);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), -EPIPE);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), -EPIPE);
+    int status = stop_worker(&w);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+}
+
+TEST(proc_exit_code_is_seen)
+{
+    signal(SIGPIPE, SIG_IGN);
+    worker w = start_worker();
+    sf_proc_msg msg;
+    CHECK_EQ(sf_proc_send(w.ch, 1, 0, "exit7", 5), 0);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), -EPIPE);
+    /* sending to a dead worker is not an error by itself; recv reports it */
+    CHECK_EQ(sf_proc_send(w.ch, 2, 0, "late", 4), 0);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), -EPIPE);
+    int status = stop_worker(&w);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+}
+
+TEST(proc_a_hung_worker_times_out_and_can_be_killed)
+{
+    signal(SIGPIPE, SIG_IGN);
+    worker w = start_worker();
+    sf_proc_msg msg;
+    CHECK_EQ(sf_proc_send(w.ch, 1, 0, "fine", 4), 0);
+    CHECK_EQ(sf_proc_send(w.ch, 2, 0, "hang", 4), 0);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), 0);
+    CHECK_EQ(msg.id, 1);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(50)), -ETIMEDOUT);
+    CHECK_EQ(sf_proc_kill(w.ch, SIGKILL), 0);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), -EPIPE);
+    int status = stop_worker(&w);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+TEST(proc_exit_message_stops_the_worker_after_its_results)
+{
+    signal(SIGPIPE, SIG_IGN);
+    worker w = start_worker();
+    sf_proc_msg msg;
+    CHECK_EQ(sf_proc_send(w.ch, 1, 0, "a", 1), 0);
+    CHECK_EQ(sf_proc_send(w.ch, 2, SF_PROC_KIND_EXIT, NULL, 0), 0);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), 0);
+    CHECK_EQ(msg.id, 1);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), -EPIPE);
+    int status = stop_worker(&w);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A finished result is sent before the next task starts: here the next
+ * task cannot finish until the parent has seen the previous result (it
+ * opens the gate only then). */
+TEST(proc_results_of_slow_tasks_are_not_held_back)
+{
+    signal(SIGPIPE, SIG_IGN);
+    worker w = start_worker();
+    sf_proc_msg msg;
+    CHECK_EQ(sf_proc_send(w.ch, 1, 0, "fast", 4), 0);
+    CHECK_EQ(sf_proc_send(w.ch, 2, 0, "gate", 4), 0);
+    CHECK_EQ(sf_proc_send(w.ch, 3, 0, "gate", 4), 0);
+    for (uint64_t i = 1; i <= 3; i++) {
+        CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), 0);
+        CHECK_EQ(msg.id, i);
+        CHECK_EQ(write(w.gate_w, "g", 1), 1);
+    }
+    stop_worker(&w);
+}
