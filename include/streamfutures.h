@@ -158,6 +158,11 @@ int sf_map_next(sf_map *map, void **value, int64_t deadline_ns);
  * finish in the background and their results are discarded. */
 void sf_map_close(sf_map *map);
 
+/* sf_map_close without dropping the consumer reference: safe to call while
+ * another thread sleeps in sf_map_next (which then returns SF_END); the
+ * reference is dropped later with sf_map_close.  Idempotent. */
+void sf_map_cancel(sf_map *map);
+
 /* Fire-and-forget: drop the consumer reference but keep running every item
  * to the end of the input, discarding results, in the same bounded memory. */
 void sf_map_detach(sf_map *map);

@@ -683,7 +683,7 @@ static void drop_finished(sf_map *m, trash *t)
     m->input_error = NULL;
 }
 
-void sf_map_close(sf_map *m)
+void sf_map_cancel(sf_map *m)
 {
     trash t = {0};
     if (sf__pool_forked(m->pool))
@@ -701,7 +701,15 @@ void sf_map_close(sf_map *m)
     }
     drop_finished(m, &t);
     sf__unlock(&m->mu);
+    sf__event_signal_all(&m->changed); /* a consumer asleep in next() ends now */
     trash_empty(m, &t);
+}
+
+void sf_map_close(sf_map *m)
+{
+    if (sf__pool_forked(m->pool))
+        return;
+    sf_map_cancel(m);
     sf__map_unref(m);
 }
 

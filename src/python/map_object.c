@@ -32,6 +32,7 @@ typedef struct SfMapIterObject {
     PyObject *pool;   /* keeps the engine alive while we iterate */
     int64_t deadline; /* -1: none */
     int started;
+    int sleepers;     /* threads inside sf_map_next with the GIL released */
     PyObject *weakreflist;
 } SfMapIterObject;
 
@@ -94,6 +95,7 @@ PyObject *sf_map_iter_new(SfPoolObject *pool, PyObject *fn, PyObject *iterator, 
     it->pool = Py_NewRef((PyObject *)pool);
     it->deadline = timeout < 0 ? -1 : sf_now_ns() + (int64_t)(timeout * 1e9);
     it->started = 0;
+    it->sleepers = 0;
     it->weakreflist = NULL;
     ctx->fn = Py_NewRef(fn);
     ctx->iterator = Py_NewRef(iterator);
@@ -110,13 +112,20 @@ PyObject *sf_map_iter_new(SfPoolObject *pool, PyObject *fn, PyObject *iterator, 
     return (PyObject *)it;
 }
 
+/* End the iteration.  Another thread may be asleep in next() on this map
+ * (the GIL is released there): then only cancel, which wakes it, and let
+ * the last sleeper out drop the engine reference. */
 static void finish(SfMapIterObject *it)
 {
     sf_map *map = it->map;
-    if (map) {
-        it->map = NULL;
-        sf_map_close(map);
+    if (!map)
+        return;
+    if (it->sleepers) {
+        sf_map_cancel(map);
+        return;
     }
+    it->map = NULL;
+    sf_map_close(map);
 }
 
 static PyObject *raise_and_finish(SfMapIterObject *it, PyObject *exc_type, const char *message)
@@ -147,9 +156,11 @@ static PyObject *mapiter_next(SfMapIterObject *it)
         if (it->deadline >= 0 && it->deadline < until)
             until = it->deadline;
         sf_map *map = it->map;
+        it->sleepers++;
         Py_BEGIN_ALLOW_THREADS
         rc = sf_map_next(map, &value, until);
         Py_END_ALLOW_THREADS
+        it->sleepers--;
         if (rc < 0 && PyErr_CheckSignals() < 0)
             return NULL; /* e.g. KeyboardInterrupt; the iterator stays usable */
         if (!it->map)

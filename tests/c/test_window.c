@@ -369,6 +369,41 @@ TEST(a_forked_child_finds_the_pool_inert_and_the_parent_goes_on)
     sf_pool_destroy(pool);
 }
 
+typedef struct sleeper_arg {
+    sf_map *map;
+    _Atomic int outcome;
+} sleeper_arg;
+
+static void *sleep_in_next(void *raw)
+{
+    sleeper_arg *a = raw;
+    void *v;
+    atomic_store(&a->outcome, sf_map_next(a->map, &v, -1));
+    return NULL;
+}
+
+TEST(map_cancel_wakes_a_consumer_asleep_in_next)
+{
+    feed f = {.limit = -1, .fail_input_at = -1, .use_gate = 1};
+    sf_pool *pool = make_pool(1);
+    sf_map *m = start(pool, &f, 4, 0);
+    sleeper_arg a = {m, 12345};
+    pthread_t t;
+    pthread_create(&t, NULL, sleep_in_next, &a);
+    while (sf_map_outstanding(m) < 4)
+        usleep(100);
+    usleep(20000); /* most likely asleep by now; correct either way */
+    sf_map_cancel(m);
+    pthread_join(t, NULL);
+    CHECK_EQ(atomic_load(&a.outcome), SF_END);
+    atomic_store(&f.gate, 1);
+    sf_map_close(m); /* the consumer reference goes only now */
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.worked, 1); /* only the item that was running */
+    CHECK_EQ(f.discarded, f.pulled);
+    CHECK_EQ(f.destroyed, 1);
+}
+
 typedef struct race_arg {
     sf_pool *pool;
     int delay_us;

@@ -454,3 +454,29 @@ def test_an_item_arriving_while_a_worker_is_busy_goes_to_an_idle_worker():
 
     with sf.ThreadPoolExecutor(2) as ex:
         assert list(ex.map(work, source())) == [0, 1]
+
+
+def test_close_from_another_thread_ends_a_next_that_is_waiting():
+    gate = Gate()
+    outcome = []
+
+    def consume(it):
+        try:
+            next(it)
+            outcome.append("got an item")
+        except StopIteration:
+            outcome.append("stopped")
+
+    with sf.ThreadPoolExecutor(1) as ex:
+        it = ex.map(lambda x: gate.wait() or x, range(10), buffersize=3)
+        waiter = threading.Thread(target=consume, args=(it,))
+        waiter.start()
+        wait_until(lambda: it._outstanding() == 3, "window filled while the consumer waits")
+        time.sleep(0.05)  # let the consumer fall asleep in next()
+        it.close()
+        waiter.join(30)
+        assert not waiter.is_alive()
+        gate.open()
+        with pytest.raises(StopIteration):
+            next(it)
+    assert outcome == ["stopped"]
