@@ -32,6 +32,7 @@ extern "C" {
 typedef struct sf_pool sf_pool;
 typedef struct sf_map sf_map;
 typedef struct sf_job sf_job;
+typedef struct sf_batch sf_batch;
 
 /* ---- threads -------------------------------------------------------- */
 
@@ -121,7 +122,19 @@ typedef struct sf_map_ops {
     void (*discard)(void *ctx, void *value);
     /* The map is freed: release ctx. */
     void (*destroy)(void *ctx);
+    /* Optional, replaces work: run a whole batch at once (e.g. pipelined to a
+     * worker process), calling sf_batch_done for each item as it finishes,
+     * in any order.  Items never marked done count as cancelled. */
+    void (*work_batch)(void *ctx, sf_batch *batch);
 } sf_map_ops;
+
+/* The items of a batch: replace values[i] by its result or error value,
+ * then call sf_batch_done(batch, i, failed).  That publishes it to the
+ * consumer at once; it returns nonzero once the map was cancelled (items
+ * not started should then not start). */
+int sf_batch_size(const sf_batch *batch);
+void **sf_batch_values(sf_batch *batch);
+int sf_batch_done(sf_batch *batch, int index, int failed);
 
 #define SF_WINDOW_UNBOUNDED 0u
 

@@ -12,7 +12,10 @@
  * mode the acquired seqs are exactly [taken, pulled)) or in completion order
  * (`done` FIFO).  Taking a result frees its slot, which re-posts the input
  * stage if it had stopped on a full window.  All slot arrays are allocated
- * once; only buffersize=None (unbounded) grows them, doubling.
+ * once; only buffersize=None (unbounded) grows them, doubling.  An embedder
+ * may take a whole claimed batch at once (ops.work_batch, for pipelining to
+ * a process); each item is still published the moment sf_batch_done says
+ * it finished.
  *
  * Invariants (under map->mu):
  *   held + pulling <= cap, and held <= W when bounded;
@@ -389,6 +392,53 @@ static void cancel_claimed(sf_map *m, const uint32_t *idx, void *const *values, 
         retire(m, idx[i], values[i], SLOT_CANCELLED, t);
 }
 
+struct sf_batch {
+    sf_map *map;
+    const uint32_t *idx;
+    void **values;
+    int *failed;
+    unsigned char *done;
+    int n;
+};
+
+int sf_batch_size(const sf_batch *batch) { return batch->n; }
+void **sf_batch_values(sf_batch *batch) { return batch->values; }
+
+int sf_batch_done(sf_batch *b, int i, int failed)
+{
+    sf_map *m = b->map;
+    trash t = {0};
+    int cancelled;
+    if (i < 0 || i >= b->n || b->done[i])
+        abort(); /* the embedder broke the contract */
+    b->done[i] = 1;
+    b->failed[i] = failed;
+    sf__lock(&m->mu);
+    publish(m, b->idx, b->values, b->failed, i, i + 1, &t);
+    cancelled = m->cancelled;
+    sf__unlock(&m->mu);
+    sf__event_signal_all(&m->changed);
+    trash_empty(m, &t);
+    return cancelled;
+}
+
+/* map->mu held on entry and exit: hand the batch to ops.work_batch. */
+static void run_batch(sf_map *m, const uint32_t *idx, void **values, int *failed, int n,
+                      trash *t)
+{
+    unsigned char done[MAX_BATCH] = {0};
+    sf_batch batch = {m, idx, values, failed, done, n};
+    sf__unlock(&m->mu);
+    int64_t started = sf_now_ns();
+    m->ops.work_batch(m->ctx, &batch);
+    double per_item = (double)(sf_now_ns() - started) / n;
+    sf__lock(&m->mu);
+    m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
+    for (int i = 0; i < n; i++)
+        if (!done[i])
+            retire(m, idx[i], values[i], SLOT_CANCELLED, t);
+}
+
 static int work_run(sf_job *job)
 {
     work_job *wj = (work_job *)job;
@@ -419,6 +469,15 @@ static int work_run(sf_job *job)
         if (n == 0)
             break;
         m->jobs_working++;
+        if (m->ops.work_batch) {
+            run_batch(m, idx, values, failed, n, &t);
+            if (t.len) {
+                sf__unlock(&m->mu);
+                trash_empty(m, &t);
+                sf__lock(&m->mu);
+            }
+            goto batch_done;
+        }
         sf__unlock(&m->mu);
 
         int64_t started = sf_now_ns();
@@ -451,6 +510,7 @@ static int work_run(sf_job *job)
             if (i + 1 < n)
                 sf__unlock(&m->mu);
         }
+    batch_done:
         m->jobs_working--;
         if (++rounds >= ROUNDS_PER_JOB && m->ready.len) {
             sf__unlock(&m->mu);
@@ -537,7 +597,7 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     unsigned j;
     int rc;
 
-    if (!ops || !ops->pull || !ops->work || !ops->discard || !options)
+    if (!ops || !ops->pull || !(ops->work || ops->work_batch) || !ops->discard || !options)
         return -EINVAL;
     m = calloc(1, sizeof *m);
     if (!m)

@@ -79,7 +79,8 @@ static void ctx_destroy(void *raw)
     PyMem_RawFree(ctx);
 }
 
-static const sf_map_ops python_map_ops = {ctx_pull, ctx_work, ctx_discard, ctx_destroy};
+static const sf_map_ops python_map_ops = {
+    .pull = ctx_pull, .work = ctx_work, .discard = ctx_discard, .destroy = ctx_destroy};
 
 PyObject *sf_map_iter_new(SfPoolObject *pool, PyObject *fn, PyObject *iterator, int star,
                           Py_ssize_t window, int unordered, double timeout)

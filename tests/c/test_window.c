@@ -73,7 +73,8 @@ static void feed_discard(void *ctx, void *value)
 
 static void feed_destroy(void *ctx) { atomic_fetch_add(&((feed *)ctx)->destroyed, 1); }
 
-static const sf_map_ops ops = {feed_pull, feed_work, feed_discard, feed_destroy};
+static const sf_map_ops ops = {
+    .pull = feed_pull, .work = feed_work, .discard = feed_discard, .destroy = feed_destroy};
 
 static sf_pool *make_pool(unsigned threads)
 {
@@ -367,6 +368,84 @@ TEST(a_forked_child_finds_the_pool_inert_and_the_parent_goes_on)
     CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
     sf_map_close(m);
     sf_pool_destroy(pool);
+}
+
+/* A batch op that finishes its items back to front, fails multiples of 5,
+ * and leaves item 13 undone. */
+static _Atomic int batches, biggest_batch, saw_cancel;
+
+static void reverse_batch(void *ctx, sf_batch *batch)
+{
+    feed *f = ctx;
+    void **values = sf_batch_values(batch);
+    int n = sf_batch_size(batch);
+    atomic_fetch_add(&batches, 1);
+    if (n > atomic_load(&biggest_batch))
+        atomic_store(&biggest_batch, n);
+    for (int i = n - 1; i >= 0; i--) {
+        intptr_t item = (intptr_t)values[i];
+        if (item == 13)
+            continue;
+        while (f->use_gate && !atomic_load(&f->gate))
+            usleep(50);
+        atomic_fetch_add(&f->worked, 1);
+        values[i] = (void *)(item % 5 == 0 ? -item : item * 10);
+        if (sf_batch_done(batch, i, item % 5 == 0))
+            atomic_store(&saw_cancel, 1);
+    }
+}
+
+TEST(map_work_batch_publishes_each_item_in_input_order)
+{
+    sf_map_ops batch_ops = {.pull = feed_pull, .discard = feed_discard, .destroy = feed_destroy,
+                            .work_batch = reverse_batch};
+    feed f = {.limit = 3000, .fail_input_at = -1};
+    sf_pool *pool = make_pool(2);
+    sf_map_options mo = {.window = 64};
+    sf_map *m = NULL;
+    void *v;
+    f.window = 64;
+    CHECK_EQ(sf_map_create(&m, pool, &batch_ops, &f, &mo), 0);
+    for (long i = 1; i <= 3000; i++) {
+        int rc = sf_map_next(m, &v, -1);
+        if (i == 13) {
+            CHECK_EQ(rc, SF_CANCELLED); /* never marked done */
+        } else if (i % 5 == 0) {
+            CHECK_EQ(rc, SF_ERROR);
+            CHECK_EQ((intptr_t)v, -i);
+        } else {
+            CHECK_EQ(rc, SF_RESULT);
+            CHECK_EQ((intptr_t)v, i * 10);
+        }
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK(atomic_load(&biggest_batch) > 1); /* cheap items were batched */
+    CHECK_EQ(f.worked, 2999);
+    CHECK_EQ(f.discarded, 1); /* item 13 */
+    CHECK_EQ(f.bound_violations, 0);
+}
+
+TEST(map_work_batch_learns_of_a_close)
+{
+    sf_map_ops batch_ops = {.pull = feed_pull, .discard = feed_discard, .destroy = feed_destroy,
+                            .work_batch = reverse_batch};
+    feed f = {.limit = -1, .fail_input_at = -1, .use_gate = 1};
+    sf_pool *pool = make_pool(1);
+    sf_map_options mo = {.window = 8};
+    sf_map *m = NULL;
+    atomic_store(&saw_cancel, 0);
+    atomic_store(&batches, 0); /* wait below for a batch of this test */
+    CHECK_EQ(sf_map_create(&m, pool, &batch_ops, &f, &mo), 0);
+    while (sf_map_outstanding(m) < 8 || atomic_load(&batches) == 0)
+        usleep(100);
+    sf_map_close(m);
+    atomic_store(&f.gate, 1);
+    sf_pool_destroy(pool);
+    CHECK_EQ(atomic_load(&saw_cancel), 1);
+    CHECK_EQ(f.discarded, f.pulled); /* drained: every value released */
+    CHECK_EQ(f.destroyed, 1);
 }
 
 typedef struct sleeper_arg {
