@@ -6,8 +6,10 @@
  * lane) takes a free slot *before* pulling, so items acquired and not yet
  * taken by the consumer (`held`, plus the one being pulled) never exceed W.
  * Pulled items queue in `ready` (FIFO, input order); work jobs on the worker
- * lane claim them in batches sized from the measured item cost, run them
- * with no lock held, and publish the results.  The consumer takes results
+ * lane claim them in batches sized from the measured item cost (claiming is
+ * what batching saves), run them with no lock held, and publish each result
+ * the moment it exists: a batch never holds a result back, and items of a
+ * batch not yet started are still cancellable.  The consumer takes results
  * in input order (slot of seq = seq_slot[seq % W], valid because in ordered
  * mode the acquired seqs are exactly [taken, pulled)) or in completion order
  * (`done` FIFO).  Taking a result frees its slot, which re-posts the input
