@@ -386,14 +386,6 @@ static void publish(sf_map *m, const uint32_t *idx, void *const *values, const i
         maybe_post_feed(m, SF__BY_ENGINE);
 }
 
-/* map->mu held: items [from, to) of a batch will not run after all. */
-static void cancel_claimed(sf_map *m, const uint32_t *idx, void *const *values, int from,
-                           int to, trash *t)
-{
-    for (int i = from; i < to; i++)
-        retire(m, idx[i], values[i], SLOT_CANCELLED, t);
-}
-
 struct sf_batch {
     sf_map *map;
     const uint32_t *idx;
@@ -418,21 +410,35 @@ int sf_batch_done(sf_batch *b, int i, int failed)
     sf__lock(&m->mu);
     publish(m, b->idx, b->values, b->failed, i, i + 1, &t);
     cancelled = m->cancelled;
+    /* read under the lock: a consumer announces itself before it unlocks */
+    int wake = atomic_load(&m->changed.waiters) != 0;
     sf__unlock(&m->mu);
-    sf__event_signal_all(&m->changed);
+    if (wake)
+        sf__event_signal_all(&m->changed);
     trash_empty(m, &t);
     return cancelled;
 }
 
-/* map->mu held on entry and exit: hand the batch to ops.work_batch. */
-static void run_batch(sf_map *m, const uint32_t *idx, void **values, int *failed, int n,
-                      trash *t)
+/* ops.work as a batch: one item after the other, each published as soon as
+ * it ran; once the map is cancelled the rest never start. */
+static void work_each(void *ctx, sf_batch *batch)
+{
+    sf_map *m = batch->map;
+    for (int i = 0; i < batch->n; i++)
+        if (sf_batch_done(batch, i, m->ops.work(ctx, &batch->values[i])))
+            break;
+}
+
+/* map->mu held on entry and exit: run a claimed batch; items it did not
+ * finish (cancelled meanwhile) are retired as cancelled. */
+static void run_batch(sf_map *m, const uint32_t *idx, void **values, int n, trash *t)
 {
     unsigned char done[MAX_BATCH] = {0};
+    int failed[MAX_BATCH];
     sf_batch batch = {m, idx, values, failed, done, n};
     sf__unlock(&m->mu);
     int64_t started = sf_now_ns();
-    m->ops.work_batch(m->ctx, &batch);
+    (m->ops.work_batch ? m->ops.work_batch : work_each)(m->ctx, &batch);
     double per_item = (double)(sf_now_ns() - started) / n;
     sf__lock(&m->mu);
     m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
@@ -447,9 +453,8 @@ static int work_run(sf_job *job)
     sf_map *m = wj->map;
     uint32_t idx[MAX_BATCH];
     void *values[MAX_BATCH];
-    int failed[MAX_BATCH];
     trash t = {0};
-    int rounds = 0, n, i;
+    int rounds = 0, n;
 
     sf__lock(&m->mu);
     for (;;) {
@@ -471,48 +476,12 @@ static int work_run(sf_job *job)
         if (n == 0)
             break;
         m->jobs_working++;
-        if (m->ops.work_batch) {
-            run_batch(m, idx, values, failed, n, &t);
-            if (t.len) {
-                sf__unlock(&m->mu);
-                trash_empty(m, &t);
-                sf__lock(&m->mu);
-            }
-            goto batch_done;
-        }
-        sf__unlock(&m->mu);
-
-        int64_t started = sf_now_ns();
-        for (i = 0; i < n; i++) {
-            failed[i] = m->ops.work(m->ctx, &values[i]);
-            /* publish at once: a result is never held back to fill a batch,
-             * because the next item of the batch may take arbitrarily long */
+        run_batch(m, idx, values, n, &t);
+        if (t.len) {
+            sf__unlock(&m->mu);
+            trash_empty(m, &t);
             sf__lock(&m->mu);
-            if (i + 1 == n) {
-                double per_item = (double)(sf_now_ns() - started) / n;
-                m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
-            }
-            publish(m, idx, values, failed, i, i + 1, &t);
-            if (t.len || atomic_load(&m->changed.waiters)) {
-                sf__unlock(&m->mu);
-                sf__event_signal_all(&m->changed);
-                trash_empty(m, &t);
-                sf__lock(&m->mu);
-            }
-            if (i + 1 < n && m->cancelled) {
-                /* claimed but not started: cancel them like ready items */
-                cancel_claimed(m, idx, values, i + 1, n, &t);
-                if (t.len) {
-                    sf__unlock(&m->mu);
-                    trash_empty(m, &t);
-                    sf__lock(&m->mu);
-                }
-                break;
-            }
-            if (i + 1 < n)
-                sf__unlock(&m->mu);
         }
-    batch_done:
         m->jobs_working--;
         if (++rounds >= ROUNDS_PER_JOB && m->ready.len) {
             sf__unlock(&m->mu);

@@ -370,8 +370,8 @@ TEST(a_forked_child_finds_the_pool_inert_and_the_parent_goes_on)
     sf_pool_destroy(pool);
 }
 
-/* A batch op that finishes its items back to front, fails multiples of 5,
- * and leaves item 13 undone. */
+/* A batch op that runs feed_work on its items back to front and leaves
+ * item 13 undone. */
 static _Atomic int batches, biggest_batch, saw_cancel;
 
 static void reverse_batch(void *ctx, sf_batch *batch)
@@ -383,14 +383,9 @@ static void reverse_batch(void *ctx, sf_batch *batch)
     if (n > atomic_load(&biggest_batch))
         atomic_store(&biggest_batch, n);
     for (int i = n - 1; i >= 0; i--) {
-        intptr_t item = (intptr_t)values[i];
-        if (item == 13)
+        if ((intptr_t)values[i] == 13)
             continue;
-        while (f->use_gate && !atomic_load(&f->gate))
-            usleep(50);
-        atomic_fetch_add(&f->worked, 1);
-        values[i] = (void *)(item % 5 == 0 ? -item : item * 10);
-        if (sf_batch_done(batch, i, item % 5 == 0))
+        if (sf_batch_done(batch, i, feed_work(f, &values[i])))
             atomic_store(&saw_cancel, 1);
     }
 }
@@ -399,7 +394,7 @@ TEST(map_work_batch_publishes_each_item_in_input_order)
 {
     sf_map_ops batch_ops = {.pull = feed_pull, .discard = feed_discard, .destroy = feed_destroy,
                             .work_batch = reverse_batch};
-    feed f = {.limit = 3000, .fail_input_at = -1};
+    feed f = {.limit = 3000, .fail_input_at = -1, .fail_work_mod = 5};
     sf_pool *pool = make_pool(2);
     sf_map_options mo = {.window = 64};
     sf_map *m = NULL;
