@@ -41,42 +41,44 @@ static void report(PyObject *done, PyObject *future)
     Py_XDECREF(done);
 }
 
-/* Complete a future nobody can be waiting on: its Condition was never made
- * (see streamfutures/_future.py).  Runs with the GIL held and without
- * calling Python code, so no other thread can interleave.  Returns 1 if it
- * did the work, 0 if the caller must take the ordinary, notifying path. */
-static int complete_quietly(PyObject *future, PyObject *result, PyObject *exc)
+/* A future nobody can be waiting on has no Condition yet (see
+ * streamfutures/_future.py): its __dict__ (new reference) if so, else NULL.
+ * The callers run with the GIL held and call no Python code between this
+ * check and their writes, so no other thread can start watching meanwhile. */
+static PyObject *unwatched_dict(PyObject *future)
 {
     PyObject *dict = PyObject_GenericGetDict(future, NULL);
-    int quiet = 0;
-    if (!dict) {
-        PyErr_Clear();
+    if (dict && !PyDict_GetItemWithError(dict, sf_py.str_condition) && !PyErr_Occurred())
+        return dict;
+    PyErr_Clear();
+    Py_XDECREF(dict);
+    return NULL;
+}
+
+/* Finish an unwatched future by setting its state directly; 1 if done, 0 if
+ * the caller must take the ordinary, notifying path. */
+static int complete_quietly(PyObject *future, PyObject *result, PyObject *exc)
+{
+    PyObject *dict = unwatched_dict(future);
+    if (!dict)
         return 0;
-    }
-    if (!PyDict_GetItemWithError(dict, sf_py.str_condition) && !PyErr_Occurred()) {
-        quiet = (result ? PyDict_SetItem(dict, sf_py.str_result, result)
+    int quiet = (result ? PyDict_SetItem(dict, sf_py.str_result, result)
                         : PyDict_SetItem(dict, sf_py.str_exception, exc)) == 0 &&
                 PyDict_SetItem(dict, sf_py.str_state, sf_py.state_finished) == 0;
-    }
     PyErr_Clear();
     Py_DECREF(dict);
     return quiet;
 }
 
-/* Mark a pending future running if nobody watches it; 1 if done, 0 if the
- * caller must call set_running_or_notify_cancel(). */
+/* Mark an unwatched pending future running; 1 if done, 0 if the caller must
+ * call set_running_or_notify_cancel(). */
 static int start_quietly(PyObject *future)
 {
-    PyObject *dict = PyObject_GenericGetDict(future, NULL);
-    int quiet = 0;
-    if (!dict) {
-        PyErr_Clear();
+    PyObject *dict = unwatched_dict(future);
+    if (!dict)
         return 0;
-    }
-    PyObject *state = PyDict_GetItemWithError(dict, sf_py.str_state);
-    if (state == sf_py.state_pending && !PyDict_GetItemWithError(dict, sf_py.str_condition) &&
-        !PyErr_Occurred())
-        quiet = PyDict_SetItem(dict, sf_py.str_state, sf_py.state_running) == 0;
+    int quiet = PyDict_GetItemWithError(dict, sf_py.str_state) == sf_py.state_pending &&
+                PyDict_SetItem(dict, sf_py.str_state, sf_py.state_running) == 0;
     PyErr_Clear();
     Py_DECREF(dict);
     return quiet;
