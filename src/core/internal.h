@@ -67,4 +67,23 @@ void sf__map_unref(sf_map *map);
  * stop its input if it still has a consumer (cancel_input). */
 void sf__map_on_shutdown(sf_map *map, int cancel_pending, int cancel_input);
 
+/* ---- proc_ring.c: a worker's results in shared memory ------------------ */
+
+typedef struct sf__ring sf__ring;
+sf__ring *sf__ring_map(int fd);
+void sf__ring_unmap(sf__ring *ring);
+size_t sf__ring_max_payload(const sf__ring *ring);
+/* Writer: publish a record (waiting for space; -EPIPE if the parent is
+ * gone meanwhile).  1 when the reader is asleep and must be woken. */
+int sf__ring_put(sf__ring *ring, uint64_t id, uint32_t kind, const void *data, uint32_t len,
+                 int task_fd);
+int sf__ring_skip(const sf__ring *ring, uint64_t id);
+/* Reader: the oldest record (1) or none (0); consume it after use. */
+int sf__ring_peek(sf__ring *ring, sf_proc_msg *msg);
+void sf__ring_consume(sf__ring *ring, const sf_proc_msg *msg);
+/* Before sleeping: 1 when a record arrived (do not sleep).  After: woke. */
+int sf__ring_announce_sleep(sf__ring *ring);
+void sf__ring_woke(sf__ring *ring);
+void sf__ring_cancel_below(sf__ring *ring, uint64_t id);
+
 #endif

@@ -12,10 +12,13 @@
  * is seen in the same wait as its results.  When the pidfd fires, the
  * result pipe is drained first: every result written before the death is
  * still returned, then -EPIPE.  Worker side, sf_proc_serve reads tasks in
- * batches (one read() takes whatever the parent queued) but writes each
- * reply before the next task starts: a finished result never waits on a
- * slow successor and never dies with a crashing one.  (A shared-memory
- * result ring could drop that per-reply write without losing either.)
+ * batches (one read() takes whatever the parent queued) and publishes each
+ * reply the moment the handler gives it: a finished result never waits on a
+ * slow successor and never dies with a crashing one.  With a result ring
+ * (proc_ring.c) a reply is a copy into shared memory, not a write(); the
+ * pipe then carries only doorbells and replies too large for the ring, and
+ * recv takes the ring's records first.  The worker announces itself with a
+ * READY message once its embedder has set it up (e.g. ran an initializer).
  *
  * Invariants: in.start <= in.end <= in.cap; a message returned by recv
  * stays in `in` until the next recv (consume), so its bytes stay valid.
@@ -46,8 +49,11 @@ typedef struct buffer {
 
 struct sf_proc_channel {
     int pid, task_fd, result_fd, pidfd;
+    sf__ring *ring;   /* NULL: every reply comes through the pipe */
     buffer in, out;
-    size_t consume;   /* bytes of the last returned message */
+    size_t consume;   /* bytes of the last returned pipe message */
+    sf_proc_msg ring_msg; /* the last returned ring record, to consume */
+    int ring_pending;
     int exited;       /* pidfd fired: drain, then report */
     int eof;          /* result pipe closed */
     int write_broken; /* task pipe's reader is gone */
@@ -122,7 +128,8 @@ static int set_flags(int fd)
     return 0;
 }
 
-int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result_fd)
+int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result_fd,
+                         int ring_fd)
 {
     sf_proc_channel *ch = calloc(1, sizeof *ch);
     int rc;
@@ -131,6 +138,14 @@ int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result
     if ((rc = set_flags(task_fd)) != 0 || (rc = set_flags(result_fd)) != 0) {
         free(ch);
         return rc;
+    }
+    if (ring_fd >= 0) {
+        ch->ring = sf__ring_map(ring_fd);
+        if (!ch->ring) {
+            free(ch);
+            return -EINVAL;
+        }
+        close(ring_fd); /* the mapping keeps the memory */
     }
     ch->pid = pid;
     ch->task_fd = task_fd;
@@ -197,8 +212,21 @@ int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
 {
     ch->in.start += ch->consume;
     ch->consume = 0;
+    if (ch->ring_pending) {
+        sf__ring_consume(ch->ring, &ch->ring_msg);
+        ch->ring_pending = 0;
+    }
     for (;;) {
+        if (ch->ring && sf__ring_peek(ch->ring, msg)) {
+            ch->ring_msg = *msg;
+            ch->ring_pending = 1;
+            return 0;
+        }
         size_t size = parse(&ch->in, msg);
+        if (size && msg->kind == SF_PROC_KIND_DOORBELL) {
+            ch->in.start += size; /* it only woke us; the ring is checked above */
+            continue;
+        }
         if (size) {
             ch->consume = size;
             return 0;
@@ -222,6 +250,8 @@ int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
             fds[nfds++] = (struct pollfd){.fd = ch->task_fd, .events = POLLOUT};
         if (ch->pidfd >= 0)
             fds[nfds++] = (struct pollfd){.fd = ch->pidfd, .events = POLLIN};
+        if (ch->ring && sf__ring_announce_sleep(ch->ring))
+            continue; /* a record arrived while we got ready to sleep */
         struct timespec wait, *timeout = NULL;
         if (deadline_ns >= 0) {
             int64_t left = deadline_ns - sf_now_ns();
@@ -232,6 +262,8 @@ int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
             timeout = &wait;
         }
         int ready = ppoll(fds, (nfds_t)nfds, timeout, NULL);
+        if (ch->ring)
+            sf__ring_woke(ch->ring);
         if (ready < 0)
             return errno == EINTR ? -EINTR : -errno;
         if (ready == 0)
@@ -254,6 +286,12 @@ int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
 
 int sf_proc_pid(const sf_proc_channel *ch) { return ch->pid; }
 
+void sf_proc_cancel_below(sf_proc_channel *ch, uint64_t id)
+{
+    if (ch->ring)
+        sf__ring_cancel_below(ch->ring, id);
+}
+
 int sf_proc_kill(sf_proc_channel *ch, int signo)
 {
     /* through the pidfd there is no pid-reuse race */
@@ -270,6 +308,7 @@ void sf_proc_channel_close(sf_proc_channel *ch)
     close(ch->result_fd);
     if (ch->pidfd >= 0)
         close(ch->pidfd);
+    sf__ring_unmap(ch->ring);
     free(ch->in.data);
     free(ch->out.data);
     free(ch);
@@ -292,26 +331,55 @@ static int write_all(int fd, buffer *b)
     return 0;
 }
 
-int sf_proc_serve(int task_fd, int result_fd, sf_proc_handler handler, void *ctx)
+struct sf_proc_server {
+    int task_fd, result_fd;
+    sf__ring *ring;
+    buffer out;
+};
+
+/* Write a message to the result pipe now (the worker's pipe blocks). */
+static int send_now(sf_proc_server *s, uint64_t id, uint32_t kind, const void *data,
+                    uint32_t len)
 {
-    buffer in = {0}, out = {0};
+    int rc = append_message(&s->out, id, kind, data, len);
+    return rc != 0 ? rc : write_all(s->result_fd, &s->out);
+}
+
+int sf_proc_reply(sf_proc_server *s, uint64_t id, uint32_t kind, const void *data, uint32_t len)
+{
+    if (s->ring && len <= sf__ring_max_payload(s->ring)) {
+        int rc = sf__ring_put(s->ring, id, kind, data, len, s->task_fd);
+        if (rc == 1) /* the parent is (about to be) asleep: wake it */
+            return send_now(s, 0, SF_PROC_KIND_DOORBELL, NULL, 0);
+        return rc;
+    }
+    return send_now(s, id, kind, data, len);
+}
+
+int sf_proc_skip(const sf_proc_server *s, uint64_t id)
+{
+    return s->ring && sf__ring_skip(s->ring, id);
+}
+
+int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handler, void *ctx)
+{
+    sf_proc_server server = {task_fd, result_fd, NULL, {0}};
+    buffer in = {0};
     int rc = 0;
 
+    if (ring_fd >= 0 && !(server.ring = sf__ring_map(ring_fd)))
+        return -EINVAL;
+    if ((rc = send_now(&server, 0, SF_PROC_KIND_READY, NULL, 0)) != 0)
+        goto out;
     for (;;) {
         sf_proc_msg task;
         size_t size = parse(&in, &task);
         if (size && task.kind == SF_PROC_KIND_EXIT)
             break;
         if (size) {
-            const void *reply = NULL;
-            uint32_t reply_len = 0;
-            uint32_t kind = handler(ctx, &task, &reply, &reply_len);
-            if ((rc = append_message(&out, task.id, kind, reply, reply_len)) != 0)
-                break;
+            rc = handler(ctx, &server, &task);
             in.start += size;
-            /* written before the next task starts: a reply never waits on
-             * a slow successor, and a crash never takes a finished result */
-            if ((rc = write_all(result_fd, &out)) != 0)
+            if (rc != 0)
                 break;
             continue;
         }
@@ -327,7 +395,9 @@ int sf_proc_serve(int task_fd, int result_fd, sf_proc_handler handler, void *ctx
             break;
         }
     }
+out:
+    sf__ring_unmap(server.ring);
     free(in.data);
-    free(out.data);
+    free(server.out.data);
     return rc;
 }

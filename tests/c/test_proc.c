@@ -17,7 +17,8 @@
 static int gate_fd = -1;   /* the worker's read end of a gate pipe */
 static char big_reply[3 << 20];
 
-static uint32_t handle(void *ctx, const sf_proc_msg *task, const void **reply, uint32_t *len)
+/* One task = one item; the reply echoes it (kind 1), or is 2 MB (kind 2). */
+static int handle(void *ctx, sf_proc_server *server, const sf_proc_msg *task)
 {
     (void)ctx;
     const char *text = task->data;
@@ -33,14 +34,9 @@ static uint32_t handle(void *ctx, const sf_proc_msg *task, const void **reply, u
         if (read(gate_fd, &byte, 1) != 1)
             _exit(9);
     }
-    if (task->len >= 4 && memcmp(text, "big:", 4) == 0) {
-        *reply = big_reply;
-        *len = (uint32_t)atoi(text + 4);
-        return 2;
-    }
-    *reply = task->data; /* echo */
-    *len = task->len;
-    return 1;
+    if (task->len >= 4 && memcmp(text, "big:", 4) == 0)
+        return sf_proc_reply(server, task->id, 2, big_reply, (uint32_t)atoi(text + 4));
+    return sf_proc_reply(server, task->id, 1, task->data, task->len);
 }
 
 typedef struct worker {
@@ -48,11 +44,13 @@ typedef struct worker {
     int pid, gate_w;
 } worker;
 
-static worker start_worker(void)
+static worker start_worker_with(int use_ring)
 {
     int tasks[2], results[2], gate[2];
+    int ring = use_ring ? sf_proc_ring_create(1 << 16) : -1;
     worker w = {NULL, -1, -1};
-    if (pipe2(tasks, O_CLOEXEC) || pipe2(results, O_CLOEXEC) || pipe2(gate, O_CLOEXEC))
+    if (pipe2(tasks, O_CLOEXEC) || pipe2(results, O_CLOEXEC) || pipe2(gate, O_CLOEXEC) ||
+        (use_ring && ring < 0))
         abort();
     pid_t pid = fork();
     if (pid == 0) {
@@ -61,17 +59,22 @@ static worker start_worker(void)
         close(results[0]);
         close(gate[1]);
         gate_fd = gate[0];
-        _exit(sf_proc_serve(tasks[0], results[1], handle, NULL) == 0 ? 0 : 3);
+        _exit(sf_proc_serve(tasks[0], results[1], ring, handle, NULL) == 0 ? 0 : 3);
     }
     close(tasks[0]);
     close(results[1]);
     close(gate[0]);
     w.pid = pid;
     w.gate_w = gate[1];
-    if (sf_proc_channel_open(&w.ch, pid, tasks[1], results[0]) != 0)
+    if (sf_proc_channel_open(&w.ch, pid, tasks[1], results[0], ring) != 0)
+        abort();
+    sf_proc_msg ready;
+    if (sf_proc_recv(w.ch, &ready, -1) != 0 || ready.kind != SF_PROC_KIND_READY)
         abort();
     return w;
 }
+
+static worker start_worker(void) { return start_worker_with(1); }
 
 /* Close the channel and reap the worker; returns its wait status. */
 static int stop_worker(worker *w)
@@ -86,10 +89,10 @@ static int stop_worker(worker *w)
 
 static int64_t in_ms(int ms) { return sf_now_ns() + (int64_t)ms * 1000000; }
 
-TEST(proc_echoes_many_tasks_in_order)
+static void echo_many(int *failed_, int use_ring)
 {
     signal(SIGPIPE, SIG_IGN);
-    worker w = start_worker();
+    worker w = start_worker_with(use_ring);
     enum { N = 20000 };
     char text[32];
     for (uint64_t i = 0; i < N; i++) {
@@ -108,6 +111,9 @@ TEST(proc_echoes_many_tasks_in_order)
     int status = stop_worker(&w);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* end of input: clean exit */
 }
+
+TEST(proc_echoes_many_tasks_in_order_through_the_ring) { echo_many(failed_, 1); }
+TEST(proc_echoes_many_tasks_in_order_through_the_pipe) { echo_many(failed_, 0); }
 
 TEST(proc_large_payloads_both_ways_do_not_deadlock)
 {
