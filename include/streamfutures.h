@@ -90,6 +90,10 @@ int sf_pool_submit(sf_pool *pool, sf_job *job);
  * the end of their input.  Idempotent. */
 void sf_pool_shutdown(sf_pool *pool, unsigned flags);
 
+/* Break the pool as a failing thread_start does (e.g. a worker process
+ * could not be replaced): queued jobs are dropped with -EPIPE, on the
+ * calling thread. */
+void sf_pool_break(sf_pool *pool);
 /* 1 when the pool is broken (a worker's thread_start failed). */
 int sf_pool_broken(const sf_pool *pool);
 
@@ -141,6 +145,13 @@ int sf_batch_done(sf_batch *batch, int index, int failed);
 typedef struct sf_map_options {
     size_t window;     /* max items acquired and not yet taken; SF_WINDOW_UNBOUNDED */
     int unordered;     /* hand results out in completion order */
+    /* Batching: a worker claims `batch` ready items at a time (fewer at the
+     * end) when batch > 0; with 0 it claims enough to take about batch_ns
+     * by the measured item cost, at most max_batch and at most its fair
+     * share of what is ready.  0: defaults (50 us, 128). */
+    int batch;
+    int max_batch;
+    int64_t batch_ns;
 } sf_map_options;
 
 /* Create a map on a pool and start acquiring input at once.  On success

@@ -154,8 +154,8 @@ static int spawn(sf_pool *pool, enum sf__lane which)
     return 0;
 }
 
-/* Break the pool (a worker's thread_start failed): refuse new jobs and
- * drop the queued ones.  Called on the failing thread, attached. */
+/* Break the pool (a worker's thread_start failed, or the embedder said so):
+ * refuse new jobs and drop the queued ones.  Called attached. */
 static void break_pool(sf_pool *pool)
 {
     sf_job *work, *input;
@@ -436,6 +436,12 @@ void sf_pool_shutdown(sf_pool *pool, unsigned flags)
 int sf__pool_forked(const sf_pool *pool)
 {
     return pool->fork_generation != sf__fork_generation();
+}
+
+void sf_pool_break(sf_pool *pool)
+{
+    if (!sf__pool_forked(pool))
+        break_pool(pool);
 }
 
 int sf_pool_broken(const sf_pool *pool) { return atomic_load(&((sf_pool *)pool)->broken); }

@@ -7,7 +7,7 @@
  * taken by the consumer (`held`, plus the one being pulled) never exceed W.
  * Pulled items queue in `ready` (FIFO, input order); work jobs on the worker
  * lane claim them in batches sized from the measured item cost (claiming is
- * what batching saves), run them with no lock held, and publish each result
+ * what batching saves; options may fix the size or move the target), run them with no lock held, and publish each result
  * the moment it exists: a batch never holds a result back, and items of a
  * batch not yet started are still cancellable.  The consumer takes results
  * in input order (slot of seq = seq_slot[seq % W], valid because in ordered
@@ -41,9 +41,9 @@
 
 #include "internal.h"
 
-#define MAX_BATCH 128
-#define ROUNDS_PER_JOB 16       /* batches before a work job yields its worker */
-#define TARGET_BATCH_NS 50000.0 /* a batch should take about this long */
+#define DEFAULT_MAX_BATCH 128
+#define ROUNDS_PER_JOB 16         /* batches before a work job yields its worker */
+#define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define UNBOUNDED_START 64
 
 enum slot_state {
@@ -79,6 +79,11 @@ typedef struct work_job {
     sf_job job;
     sf_map *map;
     struct work_job *next_free;
+    /* one claimed batch (max_batch entries each) */
+    uint32_t *idx;
+    void **values;
+    int *failed;
+    unsigned char *done;
 } work_job;
 
 struct sf_map {
@@ -111,6 +116,9 @@ struct sf_map {
     unsigned jobs_working; /* posted jobs between claiming a batch and its end */
     work_job *jobs, *free_jobs;
     double item_ns; /* moving average of one item's work */
+    int fixed_batch; /* options.batch: claim exactly this many (fewer at the end) */
+    int max_batch;
+    double batch_ns;
 };
 
 /* ---- small helpers (map->mu held) ----------------------------------- */
@@ -235,10 +243,12 @@ static int grow(sf_map *m)
 
 static int batch_size(const sf_map *m)
 {
-    double n = m->item_ns > 0 ? TARGET_BATCH_NS / m->item_ns : 1;
+    if (m->fixed_batch)
+        return m->fixed_batch;
+    double n = m->item_ns > 0 ? m->batch_ns / m->item_ns : 1;
     size_t share = (m->ready.len + m->max_jobs - 1) / m->max_jobs;
-    if (n > MAX_BATCH)
-        n = MAX_BATCH;
+    if (n > m->max_batch)
+        n = m->max_batch;
     if (n > (double)share)
         n = (double)share;
     return n < 1 ? 1 : (int)n;
@@ -431,11 +441,13 @@ static void work_each(void *ctx, sf_batch *batch)
 
 /* map->mu held on entry and exit: run a claimed batch; items it did not
  * finish (cancelled meanwhile) are retired as cancelled. */
-static void run_batch(sf_map *m, const uint32_t *idx, void **values, int n, trash *t)
+static void run_batch(sf_map *m, work_job *wj, int n, trash *t)
 {
-    unsigned char done[MAX_BATCH] = {0};
-    int failed[MAX_BATCH];
-    sf_batch batch = {m, idx, values, failed, done, n};
+    const uint32_t *idx = wj->idx;
+    void **values = wj->values;
+    unsigned char *done = wj->done;
+    sf_batch batch = {m, idx, values, wj->failed, done, n};
+    memset(done, 0, (size_t)n);
     sf__unlock(&m->mu);
     int64_t started = sf_now_ns();
     (m->ops.work_batch ? m->ops.work_batch : work_each)(m->ctx, &batch);
@@ -451,8 +463,8 @@ static int work_run(sf_job *job)
 {
     work_job *wj = (work_job *)job;
     sf_map *m = wj->map;
-    uint32_t idx[MAX_BATCH];
-    void *values[MAX_BATCH];
+    uint32_t *idx = wj->idx;
+    void **values = wj->values;
     trash t = {0};
     int rounds = 0, n;
 
@@ -476,7 +488,7 @@ static int work_run(sf_job *job)
         if (n == 0)
             break;
         m->jobs_working++;
-        run_batch(m, idx, values, n, &t);
+        run_batch(m, wj, n, &t);
         if (t.len) {
             sf__unlock(&m->mu);
             trash_empty(m, &t);
@@ -539,6 +551,12 @@ static void map_free_arrays(sf_map *m)
     free(m->seq_slot);
     free(m->ready.buf);
     free(m->done.buf);
+    for (unsigned j = 0; m->jobs && j < m->max_jobs; j++) {
+        free(m->jobs[j].idx);
+        free(m->jobs[j].values);
+        free(m->jobs[j].failed);
+        free(m->jobs[j].done);
+    }
     free(m->jobs);
 }
 
@@ -580,6 +598,14 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
         return -EINVAL;
     }
     m->max_jobs = sf__pool_max_threads(pool);
+    m->fixed_batch = options->batch;
+    m->max_batch = options->batch ? options->batch
+                                   : options->max_batch ? options->max_batch : DEFAULT_MAX_BATCH;
+    m->batch_ns = options->batch_ns ? (double)options->batch_ns : DEFAULT_BATCH_NS;
+    if (options->batch < 0 || options->max_batch < 0 || m->max_batch > 1 << 20) {
+        free(m);
+        return -EINVAL;
+    }
     m->slots = calloc(m->cap, sizeof *m->slots);
     m->free_stack = malloc(m->cap * sizeof *m->free_stack);
     m->seq_slot = malloc(m->cap * sizeof *m->seq_slot);
@@ -596,6 +622,16 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
         m->free_stack[i] = (uint32_t)(m->cap - 1 - i); /* pop gives slot 0 first */
     m->nfree = m->cap;
     for (j = 0; j < m->max_jobs; j++) {
+        size_t b = (size_t)m->max_batch;
+        m->jobs[j].idx = malloc(b * sizeof *m->jobs[j].idx);
+        m->jobs[j].values = malloc(b * sizeof *m->jobs[j].values);
+        m->jobs[j].failed = malloc(b * sizeof *m->jobs[j].failed);
+        m->jobs[j].done = malloc(b);
+        if (!m->jobs[j].idx || !m->jobs[j].values || !m->jobs[j].failed || !m->jobs[j].done) {
+            map_free_arrays(m);
+            free(m);
+            return -ENOMEM;
+        }
         m->jobs[j].map = m;
         m->jobs[j].next_free = j + 1 < m->max_jobs ? &m->jobs[j + 1] : NULL;
     }

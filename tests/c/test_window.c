@@ -538,3 +538,47 @@ TEST(map_races_between_consumer_close_and_shutdown)
         }
     }
 }
+
+/* An explicit batch size is honoured: every claim but the last has exactly
+ * that many items, and a larger cap lets cheap items go in bigger claims. */
+static _Atomic int batch_sizes_seen[1024];
+
+static void count_batch(void *ctx, sf_batch *batch)
+{
+    feed *f = ctx;
+    void **values = sf_batch_values(batch);
+    int n = sf_batch_size(batch);
+    atomic_fetch_add(&batch_sizes_seen[n < 1024 ? n : 1023], 1);
+    for (int i = 0; i < n; i++)
+        sf_batch_done(batch, i, feed_work(f, &values[i]));
+}
+
+TEST(map_fixed_batch_claims_exactly_that_many)
+{
+    sf_map_ops counting_ops = {.pull = feed_pull, .discard = feed_discard,
+                               .destroy = feed_destroy, .work_batch = count_batch};
+    feed f = {.limit = 1000, .fail_input_at = -1, .fail_work_mod = 0};
+    sf_pool *pool = make_pool(3);
+    sf_map_options mo = {.window = 200, .batch = 7};
+    sf_map *m = NULL;
+    void *v;
+    f.window = 200;
+    for (int i = 0; i < 1024; i++)
+        atomic_store(&batch_sizes_seen[i], 0);
+    CHECK_EQ(sf_map_create(&m, pool, &counting_ops, &f, &mo), 0);
+    for (long i = 1; i <= 1000; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    int items = 0;
+    for (int n = 1; n < 1024; n++)
+        items += n * atomic_load(&batch_sizes_seen[n]);
+    CHECK_EQ(items, 1000);
+    CHECK(atomic_load(&batch_sizes_seen[7]) > 0);
+    /* fewer than 7 only when the input ran dry for a moment: never more */
+    for (int n = 8; n < 1024; n++)
+        CHECK_EQ(atomic_load(&batch_sizes_seen[n]), 0);
+}
