@@ -100,6 +100,8 @@ int sf_pool_broken(const sf_pool *pool);
 /* Nonzero when the calling thread is one of this pool's threads. */
 int sf_pool_owns_current_thread(const sf_pool *pool);
 
+/* The most worker threads it runs at once (options.max_threads). */
+unsigned sf_pool_max_threads(const sf_pool *pool);
 /* Threads the pool has started and not yet joined. */
 unsigned sf_pool_thread_count(const sf_pool *pool);
 
@@ -279,7 +281,8 @@ typedef struct sf_proc_codec {
     void *ctx;
     int count;
     /* Serialize positions pos[0..*n) as one task message whose items get
-     * consecutive ids in that order.  Items that cannot be serialized are
+     * consecutive ids in that order (its id is the first, its kind the
+     * number of items).  Items that cannot be serialized are
      * finished here by the embedder and removed from pos (*n shrinks).
      * Return nonzero if the work was cancelled meanwhile. */
     int (*encode)(void *ctx, int *pos, int *n, const void **data, uint32_t *len);

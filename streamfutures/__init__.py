@@ -20,9 +20,12 @@ from concurrent.futures import (
     TimeoutError,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures.thread import BrokenThreadPool
 
 from ._as_completed import as_completed
+from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
+from ._remote import WorkerCrashedError
 from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
 
 __all__ = [
@@ -30,14 +33,18 @@ __all__ = [
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "BrokenExecutor",
+    "BrokenProcessPool",
     "BrokenThreadPool",
     "CancelledError",
     "DEFAULT_BUFFERSIZE_PER_WORKER",
+    "DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER",
     "Executor",
     "Future",
     "InvalidStateError",
+    "ProcessPoolExecutor",
     "ThreadPoolExecutor",
     "TimeoutError",
+    "WorkerCrashedError",
     "as_completed",
     "wait",
 ]

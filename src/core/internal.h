@@ -46,7 +46,6 @@ enum sf__poster { SF__BY_CONSUMER = 0, SF__BY_ENGINE = 1 };
 
 int sf__pool_post(sf_pool *pool, sf_job *job, enum sf__lane lane,
                   enum sf__poster poster);
-unsigned sf__pool_max_threads(const sf_pool *pool);
 /* 1 in a child process that inherited this pool through fork(). */
 int sf__pool_forked(const sf_pool *pool);
 int sf__pool_register_map(sf_pool *pool, sf_map *map);

@@ -334,7 +334,7 @@ int sf_pool_submit(sf_pool *pool, sf_job *job)
     return sf__pool_post(pool, job, SF__LANE_WORK, SF__BY_CONSUMER);
 }
 
-unsigned sf__pool_max_threads(const sf_pool *pool) { return pool->options.max_threads; }
+unsigned sf_pool_max_threads(const sf_pool *pool) { return pool->options.max_threads; }
 
 int sf__pool_register_map(sf_pool *pool, sf_map *map)
 {

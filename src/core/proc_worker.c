@@ -126,7 +126,7 @@ static int run_message(sf_proc_worker *w, const sf_proc_codec *codec, const int 
     w->next_id += (uint64_t)m;
     w->tasks_done += (unsigned)m;
     memset(answered, 0, (size_t)m);
-    int rc = sf_proc_send(w->ch, base, 0, data, len);
+    int rc = sf_proc_send(w->ch, base, (uint32_t)m, data, len); /* kind: item count */
     while (rc == 0 && got < m) {
         int64_t deadline = timeout_ns > 0 && timed_out < 0 ? progress + timeout_ns : -1;
         rc = recv_unlocked(w, &msg, deadline);

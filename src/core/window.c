@@ -597,7 +597,7 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
         free(m);
         return -EINVAL;
     }
-    m->max_jobs = sf__pool_max_threads(pool);
+    m->max_jobs = sf_pool_max_threads(pool);
     m->fixed_batch = options->batch;
     m->max_batch = options->batch ? options->batch
                                    : options->max_batch ? options->max_batch : DEFAULT_MAX_BATCH;

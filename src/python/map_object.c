@@ -20,11 +20,9 @@
 
 #define WAIT_SLICE_NS 50000000 /* how often a sleeping next() checks signals */
 
-typedef struct map_ctx {
-    PyObject *fn;
-    PyObject *iterator;
-    int star; /* fn(*item): several iterables were zipped */
-} map_ctx;
+/* process pools: adaptive batches aim at this much work per message */
+#define PROCESS_BATCH_NS 2000000
+#define PROCESS_MAX_BATCH 4096
 
 typedef struct SfMapIterObject {
     PyObject_HEAD
@@ -82,8 +80,13 @@ static void ctx_destroy(void *raw)
 static const sf_map_ops python_map_ops = {
     .pull = ctx_pull, .work = ctx_work, .discard = ctx_discard, .destroy = ctx_destroy};
 
-PyObject *sf_map_iter_new(SfPoolObject *pool, PyObject *fn, PyObject *iterator, int star,
-                          Py_ssize_t window, int unordered, double timeout)
+/* a process pool: each claimed batch goes to the worker thread's process */
+static const sf_map_ops process_map_ops = {.pull = ctx_pull,
+                                           .discard = ctx_discard,
+                                           .destroy = ctx_destroy,
+                                           .work_batch = sf_proc_map_work_batch};
+
+PyObject *sf_map_iter_new(SfPoolObject *pool, const sf_map_request *rq)
 {
     SfMapIterObject *it = PyObject_GC_New(SfMapIterObject, &SfMapIter_Type);
     map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
@@ -94,20 +97,38 @@ PyObject *sf_map_iter_new(SfPoolObject *pool, PyObject *fn, PyObject *iterator, 
     }
     it->map = NULL;
     it->pool = Py_NewRef((PyObject *)pool);
-    it->deadline = timeout < 0 ? -1 : sf_now_ns() + (int64_t)(timeout * 1e9);
+    it->deadline = rq->timeout < 0 ? -1 : sf_now_ns() + (int64_t)(rq->timeout * 1e9);
     it->started = 0;
     it->sleepers = 0;
     it->weakreflist = NULL;
-    ctx->fn = Py_NewRef(fn);
-    ctx->iterator = Py_NewRef(iterator);
-    ctx->star = star;
-    sf_map_options options = {.window = window > 0 ? (size_t)window : SF_WINDOW_UNBOUNDED,
-                              .unordered = unordered};
-    int rc = sf_map_create(&it->map, pool->pool, &python_map_ops, ctx, &options);
+    ctx->fn = Py_NewRef(rq->fn);
+    ctx->iterator = Py_NewRef(rq->iterator);
+    ctx->star = rq->star;
+    ctx->task_timeout = rq->task_timeout;
+    ctx->task_timeout_ns = rq->task_timeout > 0 ? (int64_t)(rq->task_timeout * 1e9) : 0;
+    ctx->hooks = pool->hooks;
+    ctx->pool = pool->pool;
+    sf_map_options options = {.window = rq->window > 0 ? (size_t)rq->window : SF_WINDOW_UNBOUNDED,
+                              .unordered = rq->unordered};
+    const sf_map_ops *ops = &python_map_ops;
+    if (pool->hooks->proc) {
+        /* a message per batch: aim for batches of ~2 ms, but keep at least
+         * two batches per worker inside the window so none waits */
+        ops = &process_map_ops;
+        options.batch = rq->chunksize;
+        options.batch_ns = PROCESS_BATCH_NS;
+        options.max_batch = PROCESS_MAX_BATCH;
+        unsigned workers = sf_pool_max_threads(pool->pool);
+        if (rq->window > 0 && (size_t)options.max_batch * 2 * workers > (size_t)rq->window)
+            options.max_batch = (int)(rq->window / (2 * (Py_ssize_t)workers));
+        if (options.max_batch < 1)
+            options.max_batch = 1;
+    }
+    int rc = sf_map_create(&it->map, pool->pool, ops, ctx, &options);
     if (rc != 0) {
         ctx_destroy(ctx);
         Py_DECREF(it);
-        return sf_raise_for_pool_error(rc), NULL;
+        return sf_raise_for_pool_error(pool->hooks, rc), NULL;
     }
     PyObject_GC_Track(it);
     return (PyObject *)it;
@@ -182,8 +203,10 @@ static PyObject *mapiter_next(SfMapIterObject *it)
         return NULL;
     case SF_SHUT_DOWN:
         return raise_and_finish(it, PyExc_RuntimeError, SF_SHUTDOWN_MESSAGE);
-    case SF_BROKEN:
-        return raise_and_finish(it, sf_py.broken_thread_pool, SF_BROKEN_MESSAGE);
+    case SF_BROKEN: {
+        const sf_hook_ctx *hooks = ((SfPoolObject *)it->pool)->hooks;
+        return raise_and_finish(it, hooks->broken_type, hooks->broken_message);
+    }
     default: /* SF_END */
         finish(it);
         return NULL;

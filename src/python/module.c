@@ -8,6 +8,8 @@
  * GIL (no Py_mod_gil declaration): the binding relies on it to guard the
  * zombie list and the shutdown flags.  No locks of its own.
  */
+#include <errno.h>
+
 #include "binding.h"
 
 sf_py_refs sf_py;
@@ -37,7 +39,25 @@ static PyObject *module_set_exiting(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *module_ring_create(PyObject *self, PyObject *args)
+{
+    Py_ssize_t bytes;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "n", &bytes))
+        return NULL;
+    int fd = sf_proc_ring_create((size_t)bytes);
+    if (fd < 0) {
+        errno = -fd;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(fd);
+}
+
 static PyMethodDef module_methods[] = {
+    {"ring_create", module_ring_create, METH_VARARGS,
+     "ring_create(bytes) -> fd of a shared-memory result ring for one worker process."},
+    {"serve", sf_module_serve, METH_VARARGS,
+     "serve(task_fd, result_fd, ring_fd): a worker process's loop (returns when told to stop)."},
     {"reap", module_reap, METH_VARARGS,
      "reap(block=True): join engine pools whose executor is gone."},
     {"set_exiting", module_set_exiting, METH_NOARGS,
@@ -59,6 +79,13 @@ PyMODINIT_FUNC PyInit__engine(void)
     sf_py.cancelled_error = import_attr("concurrent.futures", "CancelledError");
     sf_py.timeout_error = import_attr("concurrent.futures", "TimeoutError");
     sf_py.broken_thread_pool = import_attr("concurrent.futures.thread", "BrokenThreadPool");
+    sf_py.broken_process_pool = import_attr("concurrent.futures.process", "BrokenProcessPool");
+    sf_py.exception_with_traceback =
+        import_attr("concurrent.futures.process", "_ExceptionWithTraceback");
+    sf_py.pickle_dumps = import_attr("pickle", "dumps");
+    sf_py.pickle_loads = import_attr("pickle", "loads");
+    sf_py.pickle_protocol = PyLong_FromLong(5);
+    sf_py.pickling_error = import_attr("streamfutures._remote", "pickling_error");
     sf_py.logger = import_attr("concurrent.futures._base", "LOGGER");
     sf_py.thread_enter = import_attr("streamfutures._threads", "enter");
     sf_py.thread_leave = import_attr("streamfutures._threads", "leave");

@@ -23,6 +23,9 @@ int sf_interpreter_exiting;
 typedef struct submit_job {
     sf_job job;
     PyObject *future, *fn, *args, *kwargs;
+    sf_hook_ctx *hooks; /* the pool's: outlives every job */
+    sf_pool *pool;
+    double task_timeout; /* process pools; <= 0: none */
 } submit_job;
 
 static void submit_job_free(submit_job *j)
@@ -84,29 +87,44 @@ static int start_quietly(PyObject *future)
     return quiet;
 }
 
+int sf_future_start(PyObject *future)
+{
+    if (start_quietly(future))
+        return 1;
+    PyObject *running = PyObject_CallMethodNoArgs(future, sf_py.str_set_running);
+    int run = running ? PyObject_IsTrue(running) : -1;
+    Py_XDECREF(running);
+    if (run < 0)
+        PyErr_WriteUnraisable(future);
+    return run;
+}
+
+void sf_future_finish(PyObject *future, PyObject *result, PyObject *exc)
+{
+    if (complete_quietly(future, result, exc))
+        return;
+    if (result)
+        report(PyObject_CallMethodOneArg(future, sf_py.str_set_result, result), future);
+    else
+        report(PyObject_CallMethodOneArg(future, sf_py.str_set_exception, exc), future);
+}
+
 static int submit_run(sf_job *job)
 {
     submit_job *j = (submit_job *)job;
-    int run = 1;
-    if (!start_quietly(j->future)) {
-        PyObject *running = PyObject_CallMethodNoArgs(j->future, sf_py.str_set_running);
-        run = running ? PyObject_IsTrue(running) : -1;
-        Py_XDECREF(running);
-    }
-    if (run < 0) {
-        PyErr_WriteUnraisable(j->future);
-    } else if (run) {
+    if (sf_future_start(j->future) <= 0) {
+        /* cancelled before it started, or the future is unusable */
+    } else if (j->hooks->proc) {
+        sf_proc_run_submitted(j->hooks, j->pool, j->future, j->fn, j->args, j->kwargs,
+                              j->task_timeout);
+    } else {
         PyObject *result = PyObject_Call(j->fn, j->args, j->kwargs);
         if (result) {
-            if (!complete_quietly(j->future, result, NULL))
-                report(PyObject_CallMethodOneArg(j->future, sf_py.str_set_result, result),
-                       j->future);
+            sf_future_finish(j->future, result, NULL);
             Py_DECREF(result);
         } else {
             PyObject *exc = sf_fetch_exception();
-            if (!complete_quietly(j->future, NULL, exc))
-                report(PyObject_CallMethodOneArg(j->future, sf_py.str_set_exception, exc),
-                       j->future);
+            sf_future_finish(j->future, NULL, exc);
             Py_DECREF(exc);
         }
     }
@@ -118,7 +136,9 @@ static void submit_drop(sf_job *job, int reason)
 {
     submit_job *j = (submit_job *)job;
     if (reason == -EPIPE) {
-        PyObject *exc = PyObject_CallFunction(sf_py.broken_thread_pool, "s", SF_BROKEN_MESSAGE);
+        PyObject *exc = PyObject_CallFunction(j->hooks->broken_type, "s",
+                                              j->hooks->proc ? SF_PENDING_LOST_MESSAGE
+                                                             : j->hooks->broken_message);
         report(exc ? PyObject_CallMethodOneArg(j->future, sf_py.str_set_exception, exc) : NULL,
                j->future);
         Py_XDECREF(exc);
@@ -128,10 +148,10 @@ static void submit_drop(sf_job *job, int reason)
     submit_job_free(j);
 }
 
-int sf_raise_for_pool_error(int rc)
+int sf_raise_for_pool_error(const sf_hook_ctx *hooks, int rc)
 {
     if (rc == -EPIPE)
-        PyErr_SetString(sf_py.broken_thread_pool, SF_BROKEN_MESSAGE);
+        PyErr_SetString(hooks->broken_type, hooks->broken_message);
     else if (rc == -ESHUTDOWN)
         PyErr_SetString(PyExc_RuntimeError, SF_SHUTDOWN_MESSAGE);
     else if (rc == -ENOMEM)
@@ -146,23 +166,31 @@ int sf_raise_for_pool_error(int rc)
 static int refuse_new_work(SfPoolObject *self)
 {
     if (sf_pool_broken(self->pool))
-        return sf_raise_for_pool_error(-EPIPE);
+        return sf_raise_for_pool_error(self->hooks, -EPIPE);
     /* the exit hook shuts every pool down; say why, as the stdlib does */
     if (sf_interpreter_exiting) {
         PyErr_SetString(PyExc_RuntimeError, SF_EXIT_MESSAGE);
         return -1;
     }
     if (self->shut_down)
-        return sf_raise_for_pool_error(-ESHUTDOWN);
+        return sf_raise_for_pool_error(self->hooks, -ESHUTDOWN);
     return 0;
 }
 
-/* submit(fn, args, kwargs) -> Future */
+/* submit(fn, args, kwargs[, task_timeout]) -> Future */
 static PyObject *pool_submit(SfPoolObject *self, PyObject *const *argv, Py_ssize_t argc)
 {
-    if (argc != 3 || !PyTuple_Check(argv[1]) || (argv[2] != Py_None && !PyDict_Check(argv[2]))) {
-        PyErr_SetString(PyExc_TypeError, "submit(fn, args: tuple, kwargs: dict | None)");
+    double task_timeout = 0;
+    if (argc < 3 || argc > 4 || !PyTuple_Check(argv[1]) ||
+        (argv[2] != Py_None && !PyDict_Check(argv[2]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "submit(fn, args: tuple, kwargs: dict | None[, task_timeout])");
         return NULL;
+    }
+    if (argc == 4 && argv[3] != Py_None) {
+        task_timeout = PyFloat_AsDouble(argv[3]);
+        if (task_timeout == -1 && PyErr_Occurred())
+            return NULL;
     }
     if (refuse_new_work(self) < 0)
         return NULL;
@@ -180,35 +208,44 @@ static PyObject *pool_submit(SfPoolObject *self, PyObject *const *argv, Py_ssize
     j->fn = Py_NewRef(argv[0]);
     j->args = Py_NewRef(argv[1]);
     j->kwargs = argv[2] == Py_None || PyDict_GET_SIZE(argv[2]) == 0 ? NULL : Py_NewRef(argv[2]);
+    j->hooks = self->hooks;
+    j->pool = self->pool;
+    j->task_timeout = task_timeout;
     int rc = sf_pool_submit(self->pool, &j->job);
     if (rc != 0) {
         submit_job_free(j);
         Py_DECREF(future);
-        sf_raise_for_pool_error(rc);
+        sf_raise_for_pool_error(self->hooks, rc);
         return NULL;
     }
     return future;
 }
 
-/* map(fn, iterator, star, window, unordered, timeout) -> iterator */
+/* map(fn, iterator, star, window, unordered, timeout[, chunksize, task_timeout]) */
 static PyObject *pool_map(SfPoolObject *self, PyObject *args)
 {
-    PyObject *fn, *iterator, *timeout;
-    int star, unordered;
-    Py_ssize_t window;
-    if (!PyArg_ParseTuple(args, "OOpnpO", &fn, &iterator, &star, &window, &unordered, &timeout))
+    PyObject *timeout, *task_timeout = Py_None;
+    sf_map_request request = {0};
+    if (!PyArg_ParseTuple(args, "OOpnpO|iO", &request.fn, &request.iterator, &request.star,
+                          &request.window, &request.unordered, &timeout, &request.chunksize,
+                          &task_timeout))
         return NULL;
     if (refuse_new_work(self) < 0)
         return NULL;
-    double seconds = -1;
+    request.timeout = -1;
     if (timeout != Py_None) {
-        seconds = PyFloat_AsDouble(timeout);
-        if (seconds == -1 && PyErr_Occurred())
+        request.timeout = PyFloat_AsDouble(timeout);
+        if (request.timeout == -1 && PyErr_Occurred())
             return NULL;
-        if (seconds < 0)
-            seconds = 0;
+        if (request.timeout < 0)
+            request.timeout = 0;
     }
-    return sf_map_iter_new(self, fn, iterator, star, window, unordered, seconds);
+    if (task_timeout != Py_None) {
+        request.task_timeout = PyFloat_AsDouble(task_timeout);
+        if (request.task_timeout == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    return sf_map_iter_new(self, &request);
 }
 
 /* shutdown(wait, cancel_futures, cancel_maps) */
@@ -248,15 +285,22 @@ static int pool_init(SfPoolObject *self, PyObject *args, PyObject *kwargs)
 {
     Py_ssize_t max_workers;
     const char *prefix;
-    PyObject *initializer, *initargs;
-    static char *names[] = {"max_workers", "thread_name_prefix", "initializer", "initargs", NULL};
+    PyObject *initializer, *initargs, *spawn = NULL, *reap = NULL, *lost_error = NULL;
+    unsigned max_tasks = 0;
+    static char *names[] = {"max_workers", "thread_name_prefix", "initializer", "initargs",
+                            "spawn", "reap", "lost_error", "max_tasks", NULL};
     if (self->pool) {
         PyErr_SetString(PyExc_RuntimeError, "Pool already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsOO!", names, &max_workers, &prefix,
-                                     &initializer, &PyTuple_Type, &initargs))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsOO!|$OOOI", names, &max_workers, &prefix,
+                                     &initializer, &PyTuple_Type, &initargs, &spawn, &reap,
+                                     &lost_error, &max_tasks))
         return -1;
+    if (spawn && (!reap || !lost_error)) {
+        PyErr_SetString(PyExc_TypeError, "a process pool needs spawn, reap and lost_error");
+        return -1;
+    }
     if (max_workers <= 0 || max_workers > 100000) {
         PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
         return -1;
@@ -272,6 +316,20 @@ static int pool_init(SfPoolObject *self, PyObject *args, PyObject *kwargs)
     self->hooks->name_prefix = PyUnicode_FromString(prefix);
     if (!self->hooks->name_prefix)
         return -1;
+    self->hooks->broken_type = Py_NewRef(spawn ? sf_py.broken_process_pool
+                                               : sf_py.broken_thread_pool);
+    self->hooks->broken_message = spawn ? SF_PROCESS_BROKEN_MESSAGE : SF_BROKEN_MESSAGE;
+    if (spawn) {
+        self->hooks->proc = PyMem_RawCalloc(1, sizeof *self->hooks->proc);
+        if (!self->hooks->proc) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->hooks->proc->spawn = Py_NewRef(spawn);
+        self->hooks->proc->reap = Py_NewRef(reap);
+        self->hooks->proc->lost_error = Py_NewRef(lost_error);
+        self->hooks->proc->max_tasks = max_tasks;
+    }
     sf_pool_options options = {.max_threads = (unsigned)max_workers,
                                .thread_name_prefix = prefix,
                                .hooks = sf_python_thread_hooks(self->hooks)};
@@ -291,6 +349,13 @@ static void hooks_free(sf_hook_ctx *hooks)
     Py_XDECREF(hooks->initializer);
     Py_XDECREF(hooks->initargs);
     Py_XDECREF(hooks->name_prefix);
+    Py_XDECREF(hooks->broken_type);
+    if (hooks->proc) {
+        Py_XDECREF(hooks->proc->spawn);
+        Py_XDECREF(hooks->proc->reap);
+        Py_XDECREF(hooks->proc->lost_error);
+        PyMem_RawFree(hooks->proc);
+    }
     PyMem_RawFree(hooks);
 }
 
@@ -364,9 +429,9 @@ void sf_zombies_reap(int block)
 
 static PyMethodDef pool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))pool_submit, METH_FASTCALL,
-     "submit(fn, args, kwargs) -> concurrent.futures.Future"},
+     "submit(fn, args, kwargs[, task_timeout]) -> concurrent.futures.Future"},
     {"map", (PyCFunction)pool_map, METH_VARARGS,
-     "map(fn, iterator, star, window, unordered, timeout) -> iterator"},
+     "map(fn, iterator, star, window, unordered, timeout[, chunksize, task_timeout])"},
     {"shutdown", (PyCFunction)pool_shutdown, METH_VARARGS,
      "shutdown(wait, cancel_futures, cancel_maps)"},
     {NULL, NULL, 0, NULL},

@@ -1,0 +1,258 @@
+/*
+ * process_pool.c -- the Python side of a process pool's work: how items
+ * become task messages, how replies become results, and how the engine's
+ * worker processes are made and reaped through multiprocessing.
+ *
+ * DESIGN.  A map's claimed batch (or one submitted call) is handed to the
+ * calling engine thread's sf_proc_worker with a codec; the engine does the
+ * sending, waiting, crash attribution, timeouts and replacement.  Encoding
+ * pickles (fn, mode, items) once per batch; if that fails, each item is
+ * pickled alone to find the ones that cannot be, which fail by themselves
+ * (with the stdlib's remote-traceback __cause__), and the rest is sent.  A
+ * reply is decoded (wire.c) and published at once.  Every codec callback
+ * runs with the GIL held; the engine releases it while it waits.
+ */
+#include <errno.h>
+
+#include "binding.h"
+
+enum call_mode { CALL_ONE = 0, CALL_STAR = 1, CALL_ARGS_KWARGS = 2 };
+
+/* ---- worker processes (sf_proc_worker_ops) ------------------------------ */
+
+int sf_proc_worker_spawn(void *ctx, sf_proc_spawned *out)
+{
+    sf_hook_ctx *hc = ctx;
+    PyObject *r = PyObject_CallNoArgs(hc->proc->spawn);
+    PyObject *handle;
+    if (!r) {
+        PyErr_WriteUnraisable(hc->proc->spawn);
+        return -1;
+    }
+    if (r == Py_None) { /* refused: the pool is stopping */
+        Py_DECREF(r);
+        return -1;
+    }
+    if (!PyArg_ParseTuple(r, "Oiiii", &handle, &out->pid, &out->task_fd, &out->result_fd,
+                          &out->ring_fd)) {
+        PyErr_WriteUnraisable(hc->proc->spawn);
+        Py_DECREF(r);
+        return -1;
+    }
+    out->handle = Py_NewRef(handle);
+    Py_DECREF(r);
+    return 0;
+}
+
+int sf_proc_worker_reap(void *ctx, void *handle)
+{
+    sf_hook_ctx *hc = ctx;
+    PyObject *r = PyObject_CallOneArg(hc->proc->reap, handle);
+    long status = r ? PyLong_AsLong(r) : 0;
+    if (!r || PyErr_Occurred())
+        PyErr_WriteUnraisable(hc->proc->reap);
+    Py_XDECREF(r);
+    Py_DECREF((PyObject *)handle);
+    return (int)status;
+}
+
+/* ---- shared by map and submit --------------------------------------------- */
+
+/* The exception for an item that got no reply (a new reference). */
+static PyObject *lost_exception(sf_hook_ctx *hc, enum sf_proc_lost why, int status,
+                                double timeout)
+{
+    PyObject *exc = PyObject_CallFunction(hc->proc->lost_error, "iid", (int)why, status, timeout);
+    return exc ? exc : sf_fetch_exception();
+}
+
+/* The value of a reply (a new reference); *failed when it is an exception. */
+static PyObject *reply_value(const sf_proc_msg *msg, int *failed)
+{
+    PyObject *value = sf_wire_decode(msg->kind, msg->data, msg->len, failed);
+    if (!value) {
+        value = sf_fetch_exception(); /* e.g. a result class the parent cannot import */
+        *failed = 1;
+    }
+    return value;
+}
+
+/* The pickling error of an argument, as the stdlib reports it. */
+static PyObject *pickling_exception(void)
+{
+    PyObject *exc = sf_fetch_exception();
+    PyObject *wrapped = PyObject_CallOneArg(sf_py.pickling_error, exc);
+    if (!wrapped)
+        return exc;
+    Py_DECREF(exc);
+    return wrapped;
+}
+
+static PyObject *pickle_batch(PyObject *fn, long mode, PyObject *items)
+{
+    PyObject *batch = Py_BuildValue("(OlO)", fn, mode, items);
+    PyObject *bytes = batch ? sf_pickle(batch) : NULL;
+    Py_XDECREF(batch);
+    return bytes;
+}
+
+/* ---- map ----------------------------------------------------------------- */
+
+typedef struct map_codec {
+    map_ctx *map;
+    sf_batch *batch;
+    PyObject *payload; /* the last message's bytes */
+} map_codec;
+
+static int map_finish(map_codec *c, int pos, PyObject *value, int failed)
+{
+    void **values = sf_batch_values(c->batch);
+    Py_XDECREF((PyObject *)values[pos]); /* the input item */
+    values[pos] = value;
+    return sf_batch_done(c->batch, pos, failed);
+}
+
+static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *len)
+{
+    map_codec *c = raw;
+    void **values = sf_batch_values(c->batch);
+    long mode = c->map->star ? CALL_STAR : CALL_ONE;
+    int cancelled = 0;
+    Py_CLEAR(c->payload);
+    PyObject *items = PyList_New(*n);
+    if (!items)
+        return -1;
+    for (int i = 0; i < *n; i++)
+        PyList_SET_ITEM(items, i, Py_NewRef((PyObject *)values[pos[i]]));
+    c->payload = pickle_batch(c->map->fn, mode, items);
+    if (!c->payload) {
+        /* find the items that cannot be pickled; they fail alone */
+        PyObject *fn_error = NULL;
+        PyObject *fn_bytes = sf_pickle(c->map->fn);
+        if (!fn_bytes)
+            fn_error = pickling_exception();
+        Py_XDECREF(fn_bytes);
+        PyErr_Clear();
+        int kept = 0;
+        Py_ssize_t keep_at = 0;
+        PyObject *sendable = PyList_New(0);
+        for (int i = 0; i < *n && sendable; i++) {
+            PyObject *item = PyList_GET_ITEM(items, i);
+            PyObject *alone = fn_error ? NULL : sf_pickle(item);
+            if (alone) {
+                Py_DECREF(alone);
+                PyList_Append(sendable, item);
+                pos[kept++] = pos[i];
+                keep_at++;
+                continue;
+            }
+            PyObject *exc = fn_error ? Py_NewRef(fn_error) : pickling_exception();
+            cancelled |= map_finish(c, pos[i], exc, 1);
+        }
+        Py_XDECREF(fn_error);
+        *n = kept;
+        c->payload = sendable && kept ? pickle_batch(c->map->fn, mode, sendable) : NULL;
+        Py_XDECREF(sendable);
+        if (kept && !c->payload) {
+            /* pickles alone but not together (a shared unpicklable part):
+             * give up on these items with that error */
+            PyObject *exc = pickling_exception();
+            for (int i = 0; i < kept; i++)
+                cancelled |= map_finish(c, pos[i], Py_NewRef(exc), 1);
+            Py_DECREF(exc);
+            *n = 0;
+        }
+    }
+    Py_DECREF(items);
+    if (c->payload) {
+        *data = PyBytes_AS_STRING(c->payload);
+        *len = (uint32_t)PyBytes_GET_SIZE(c->payload);
+    }
+    return cancelled;
+}
+
+static int map_reply(void *raw, int pos, const sf_proc_msg *msg)
+{
+    map_codec *c = raw;
+    int failed;
+    PyObject *value = reply_value(msg, &failed);
+    return map_finish(c, pos, value, failed);
+}
+
+static int map_lost(void *raw, int pos, enum sf_proc_lost why, int status)
+{
+    map_codec *c = raw;
+    return map_finish(c, pos, lost_exception(c->map->hooks, why, status, c->map->task_timeout), 1);
+}
+
+void sf_proc_map_work_batch(void *ctx, sf_batch *batch)
+{
+    map_ctx *map = ctx;
+    map_codec c = {map, batch, NULL};
+    sf_proc_codec codec = {&c, sf_batch_size(batch), map_encode, map_reply, map_lost};
+    sf_proc_worker *worker = sf_current_proc_worker();
+    if (!worker || sf_proc_worker_run(worker, &codec, map->task_timeout_ns) == -EPIPE)
+        sf_pool_break(map->pool); /* no worker process can be had any more */
+    Py_XDECREF(c.payload);
+}
+
+/* ---- submit --------------------------------------------------------------- */
+
+typedef struct submit_codec {
+    PyObject *future, *fn, *args, *kwargs;
+    PyObject *payload;
+    sf_hook_ctx *hooks;
+    double task_timeout;
+} submit_codec;
+
+static int submit_encode(void *raw, int *pos, int *n, const void **data, uint32_t *len)
+{
+    submit_codec *c = raw;
+    (void)pos;
+    PyObject *item = Py_BuildValue("[(OO)]", c->args, c->kwargs ? c->kwargs : Py_None);
+    c->payload = item ? pickle_batch(c->fn, CALL_ARGS_KWARGS, item) : NULL;
+    Py_XDECREF(item);
+    if (!c->payload) {
+        PyObject *exc = pickling_exception();
+        sf_future_finish(c->future, NULL, exc);
+        Py_DECREF(exc);
+        *n = 0;
+        return 0;
+    }
+    *data = PyBytes_AS_STRING(c->payload);
+    *len = (uint32_t)PyBytes_GET_SIZE(c->payload);
+    return 0;
+}
+
+static int submit_reply(void *raw, int pos, const sf_proc_msg *msg)
+{
+    submit_codec *c = raw;
+    int failed;
+    (void)pos;
+    PyObject *value = reply_value(msg, &failed);
+    sf_future_finish(c->future, failed ? NULL : value, failed ? value : NULL);
+    Py_DECREF(value);
+    return 0;
+}
+
+static int submit_lost(void *raw, int pos, enum sf_proc_lost why, int status)
+{
+    submit_codec *c = raw;
+    (void)pos;
+    PyObject *exc = lost_exception(c->hooks, why, status, c->task_timeout);
+    sf_future_finish(c->future, NULL, exc);
+    Py_DECREF(exc);
+    return 0;
+}
+
+void sf_proc_run_submitted(sf_hook_ctx *hooks, sf_pool *pool, PyObject *future, PyObject *fn,
+                           PyObject *args, PyObject *kwargs, double task_timeout)
+{
+    submit_codec c = {future, fn, args, kwargs, NULL, hooks, task_timeout};
+    sf_proc_codec codec = {&c, 1, submit_encode, submit_reply, submit_lost};
+    sf_proc_worker *worker = sf_current_proc_worker();
+    int64_t timeout_ns = task_timeout > 0 ? (int64_t)(task_timeout * 1e9) : 0;
+    if (!worker || sf_proc_worker_run(worker, &codec, timeout_ns) == -EPIPE)
+        sf_pool_break(pool);
+    Py_XDECREF(c.payload);
+}

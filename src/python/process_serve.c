@@ -1,0 +1,109 @@
+/*
+ * process_serve.c -- _engine.serve(): the worker process's loop, in C.
+ *
+ * DESIGN.  sf_proc_serve reads task messages; each is one pickled
+ * (fn, mode, items) batch whose items have consecutive ids.  For every item,
+ * in order: skip it if the parent cancelled it, else call fn, and publish
+ * the result (wire.c) before the next item starts, so a crash loses only
+ * the running item.  Every exception an item raises, BaseException
+ * included, is that item's answer, as in the stdlib's worker.  The GIL is
+ * held throughout except inside the engine's blocking reads.
+ */
+#include <errno.h>
+
+#include "binding.h"
+
+/* the serving thread's state while the engine reads without the GIL */
+static PyThreadState *serving_thread;
+
+enum call_mode { CALL_ONE = 0, CALL_STAR = 1, CALL_ARGS_KWARGS = 2 };
+
+static PyObject *call_item(PyObject *fn, long mode, PyObject *item)
+{
+    if (mode == CALL_ONE)
+        return PyObject_CallOneArg(fn, item);
+    if (mode == CALL_STAR)
+        return PyObject_Call(fn, item, NULL);
+    PyObject *args = PyTuple_GetItem(item, 0), *kwargs = PyTuple_GetItem(item, 1);
+    if (!args || !kwargs)
+        return NULL;
+    return PyObject_Call(fn, args, kwargs == Py_None ? NULL : kwargs);
+}
+
+static int reply_exception(sf_proc_server *server, uint64_t id)
+{
+    PyObject *exc = sf_fetch_exception();
+    sf_wire_value w;
+    sf_wire_encode_exception(exc, &w);
+    Py_DECREF(exc);
+    int rc = sf_proc_reply(server, id, w.kind, w.data, w.len);
+    sf_wire_release(&w);
+    return rc;
+}
+
+static int serve_locked(sf_proc_server *server, const sf_proc_msg *task)
+{
+    PyObject *batch = sf_unpickle(task->data, task->len);
+    PyObject *fn, *items;
+    long mode;
+    if (!batch || !PyArg_ParseTuple(batch, "OlO!", &fn, &mode, &PyList_Type, &items)) {
+        /* cannot even read the batch: every item gets the error */
+        int rc = 0;
+        Py_XDECREF(batch);
+        PyObject *exc = sf_fetch_exception();
+        sf_wire_value w;
+        sf_wire_encode_exception(exc, &w);
+        Py_DECREF(exc);
+        /* a task's kind is its number of items */
+        for (uint64_t id = task->id; rc == 0 && id < task->id + task->kind; id++)
+            rc = sf_proc_reply(server, id, w.kind, w.data, w.len);
+        sf_wire_release(&w);
+        return rc;
+    }
+    int rc = 0;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        uint64_t id = task->id + (uint64_t)i;
+        if (sf_proc_skip(server, id)) {
+            rc = sf_proc_reply(server, id, SF_PROC_KIND_SKIPPED, NULL, 0);
+            continue;
+        }
+        PyObject *result = call_item(fn, mode, PyList_GET_ITEM(items, i));
+        sf_wire_value w;
+        if (!result || sf_wire_encode(result, &w) != 0) {
+            rc = reply_exception(server, id);
+        } else {
+            rc = sf_proc_reply(server, id, w.kind, w.data, w.len);
+            sf_wire_release(&w);
+        }
+        Py_XDECREF(result);
+    }
+    Py_DECREF(batch);
+    return rc;
+}
+
+static int serve_batch(void *ctx, sf_proc_server *server, const sf_proc_msg *task)
+{
+    (void)ctx;
+    PyEval_RestoreThread(serving_thread);
+    int rc = serve_locked(server, task);
+    serving_thread = PyEval_SaveThread();
+    return rc;
+}
+
+/* serve(task_fd, result_fd, ring_fd): run until the parent says stop. */
+PyObject *sf_module_serve(PyObject *self, PyObject *args)
+{
+    int task_fd, result_fd, ring_fd;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iii", &task_fd, &result_fd, &ring_fd))
+        return NULL;
+    serving_thread = PyEval_SaveThread(); /* other threads run while we read */
+    int rc = sf_proc_serve(task_fd, result_fd, ring_fd, serve_batch, NULL);
+    PyEval_RestoreThread(serving_thread);
+    if (rc != 0 && rc != -EPIPE) {
+        errno = -rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}

@@ -1,0 +1,259 @@
+"""ProcessPoolExecutor: the stdlib's class, on the streamfutures engine.
+
+Each engine worker thread owns one worker process, started through the
+executor's multiprocessing context (fork, forkserver or spawn).  A map's
+items travel in batches sized by the engine from measured task times; the
+worker answers item by item through shared memory, so results stream back
+as they exist and a crash fails only the item that was running.  What is
+here is the glue multiprocessing needs: starting a process with the right
+file descriptors, and reaping it.
+"""
+import itertools
+import multiprocessing as mp
+import os
+import signal
+import threading
+from concurrent.futures import _base
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import reduction
+
+from . import _engine, _remote
+from . import thread as _thread
+from ._remote import WorkerCrashedError
+from ._validate import check_buffersize
+
+#: map()'s default window is this many items per worker process: batches
+#: of tiny tasks are then large enough to amortise a message, and two
+#: batches per worker fit in the window so no worker waits for the next.
+DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER = 1024
+
+#: each worker's shared-memory result ring; larger results use the pipe
+RING_BYTES = 1 << 20
+
+_DEFAULT = object()
+_cpu_count = getattr(os, "process_cpu_count", os.cpu_count)
+
+# Parent-side channel descriptors of every live worker in this process.  A
+# worker started with fork inherits them and closes them first, or a dead
+# sibling's pipes would stay open and hide its parent's exit.
+_inherited_fds = set()
+
+
+class _Fd:
+    """A file descriptor passed to a worker process.
+
+    With fork it is simply inherited.  With spawn and forkserver,
+    multiprocessing duplicates it into the child while it starts it."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def __reduce__(self):
+        return (_Fd._rebuild, (reduction.DupFd(self.fd),))
+
+    @staticmethod
+    def _rebuild(duplicated):
+        return _Fd(duplicated.detach())
+
+
+def _worker_main(task, result, ring, initializer, initargs):
+    """A worker process: run the engine's serve loop until told to stop."""
+    # Ctrl-C is the parent's to handle: it cancels what has not started and
+    # stops the workers, which would otherwise all print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for fd in _inherited_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _inherited_fds.clear()
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException:
+            _base.LOGGER.critical("Exception in initializer:", exc_info=True)
+            # no READY is sent: the parent sees this worker die unready and
+            # marks the pool broken, as the stdlib does
+            return
+    _engine.serve(task.fd, result.fd, ring.fd)
+
+
+class _Spawner:
+    """Starts and reaps the worker processes of one executor (called by the
+    engine's worker threads, with the GIL)."""
+
+    def __init__(self, mp_context, initializer, initargs):
+        self.mp_context = mp_context
+        self.initializer = initializer
+        self.initargs = initargs
+        self.processes = {}
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def spawn(self):
+        if self.stopping:
+            return None
+        task_r, task_w = os.pipe()
+        result_r, result_w = os.pipe()
+        ring = _engine.ring_create(RING_BYTES)
+        _inherited_fds.update((task_w, result_r))
+        try:
+            process = self.mp_context.Process(
+                target=_worker_main,
+                args=(_Fd(task_r), _Fd(result_w), _Fd(ring), self.initializer, self.initargs),
+            )
+            process.start()
+        except BaseException:
+            _inherited_fds.difference_update((task_w, result_r))
+            for fd in (task_w, result_r, ring):
+                os.close(fd)
+            raise
+        finally:
+            os.close(task_r)
+            os.close(result_w)
+        process._sf_fds = (task_w, result_r)
+        with self.lock:
+            self.processes[process.pid] = process
+        return process, process.pid, task_w, result_r, ring
+
+    def reap(self, process):
+        _inherited_fds.difference_update(process._sf_fds)  # the engine closed them
+        process.join()
+        with self.lock:
+            self.processes.pop(process.pid, None)
+        return process.exitcode
+
+    def signal_all(self, operation):
+        with self.lock:
+            processes = list(self.processes.values())
+        for process in processes:
+            try:
+                if process.is_alive():
+                    getattr(process, operation)()
+            except (ValueError, ProcessLookupError):
+                pass
+
+
+class ProcessPoolExecutor(_base.Executor):
+    """Drop-in for concurrent.futures.ProcessPoolExecutor.
+
+    map() returns at once, pulls its input in the background, keeps at most
+    ``buffersize`` items acquired and not yet yielded, batches items
+    adaptively (``chunksize=None``), and yields results in input order (or
+    completion order with ``unordered=True``).  A worker that dies fails
+    only the item it was running; it is replaced and the rest goes on."""
+
+    _counter = itertools.count().__next__
+
+    def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), *,
+                 max_tasks_per_child=None):
+        if max_workers is None:
+            max_workers = _cpu_count() or 1
+        elif max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if mp_context is None:
+            if max_tasks_per_child is not None:
+                mp_context = mp.get_context("spawn")
+            else:
+                mp_context = mp.get_context()
+        self._mp_context = mp_context
+        self._safe_to_dynamically_spawn_children = (
+            mp_context.get_start_method(allow_none=False) != "fork"
+        )
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_tasks_per_child is not None:
+            if not isinstance(max_tasks_per_child, int):
+                raise TypeError("max_tasks_per_child must be an integer")
+            elif max_tasks_per_child <= 0:
+                raise ValueError("max_tasks_per_child must be >= 1")
+            if mp_context.get_start_method(allow_none=False) == "fork":
+                raise ValueError(
+                    "max_tasks_per_child is incompatible with"
+                    " the 'fork' multiprocessing start method;"
+                    " supply a different mp_context."
+                )
+        self._max_workers = max_workers
+        self._initializer = initializer
+        self._initargs = initargs
+        self._max_tasks_per_child = max_tasks_per_child
+        self._spawner = _Spawner(mp_context, initializer, tuple(initargs))
+        self._pool = _engine.Pool(
+            max_workers, "ProcessPoolExecutor-%d" % self._counter(), None, (),
+            spawn=self._spawner.spawn, reap=self._spawner.reap,
+            lost_error=_remote.lost_error, max_tasks=max_tasks_per_child or 0,
+        )
+        with _thread._exit_lock:
+            if not _thread._exiting:
+                _thread._live_pools.add(self._pool)
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._pool.submit(fn, args, kwargs)
+
+    submit.__doc__ = _base.Executor.submit.__doc__
+
+    def submit_with_timeout(self, task_timeout, fn, /, *args, **kwargs):
+        """submit(fn, *args, **kwargs), stopped after ``task_timeout`` seconds
+        of running: its worker is replaced and the future raises
+        TimeoutError."""
+        return self._pool.submit(fn, args, kwargs, task_timeout)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=_DEFAULT,
+            unordered=False, task_timeout=None):
+        """Return an iterator equivalent to map(fn, *iterables), lazily.
+
+        ``chunksize=None`` batches items adaptively from measured task
+        times (results still come back one by one as they finish); an
+        integer sends exactly that many items per batch.  At most
+        ``buffersize`` items are acquired and not yet yielded (default:
+        1024 per worker; None means no bound).  An exception from fn is
+        raised at its item's position with the worker's traceback as its
+        __cause__, and the iteration goes on.  ``task_timeout`` stops an
+        item that runs longer (TimeoutError at its position)."""
+        if chunksize is not None and chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        if buffersize is _DEFAULT:
+            per_worker = max(DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, 2 * (chunksize or 0))
+            buffersize = per_worker * self._max_workers
+        else:
+            check_buffersize(buffersize)
+        if len(iterables) == 1:
+            iterator, star = iter(iterables[0]), False
+        else:
+            iterator, star = zip(*iterables), True
+        return self._pool.map(fn, iterator, star, buffersize or 0, bool(unordered), timeout,
+                              chunksize or 0, task_timeout)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self._pool.shutdown(wait, cancel_futures, False)
+
+    shutdown.__doc__ = _base.Executor.shutdown.__doc__
+
+    def _force_shutdown(self, operation):
+        self._spawner.stopping = True  # nothing is replaced from now on
+        self.shutdown(wait=False, cancel_futures=True)
+        self._spawner.signal_all(operation)
+
+    def terminate_workers(self):
+        """Send SIGTERM to every worker process and shut the pool down: items
+        running fail with WorkerCrashedError, pending ones are cancelled."""
+        self._force_shutdown("terminate")
+
+    def kill_workers(self):
+        """As terminate_workers(), with SIGKILL."""
+        self._force_shutdown("kill")
+
+    @property
+    def _processes(self):
+        with self._spawner.lock:
+            return dict(self._spawner.processes)
+
+    @property
+    def _broken(self):
+        if self._pool.broken:
+            return "A child process terminated abruptly, the process pool is not usable anymore"
+        return False
+
+
+__all__ = ["BrokenProcessPool", "ProcessPoolExecutor", "WorkerCrashedError",
+           "DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER"]
