@@ -141,6 +141,8 @@ typedef struct sf_map_ops {
 int sf_batch_size(const sf_batch *batch);
 void **sf_batch_values(sf_batch *batch);
 int sf_batch_done(sf_batch *batch, int index, int failed);
+/* sf_batch_done for n items at once (one lock round trip). */
+int sf_batch_done_many(sf_batch *batch, const int *indices, const int *failed, int n);
 
 #define SF_WINDOW_UNBOUNDED 0u
 
@@ -229,6 +231,9 @@ int sf_proc_send(sf_proc_channel *ch, uint64_t id, uint32_t kind, const void *da
 /* 0 with *msg, -ETIMEDOUT at deadline_ns (-1: none), -EPIPE once the worker
  * is gone (its results up to then have all been returned), -EINTR. */
 int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns);
+/* A message that needs no I/O to take (a ring record, or one already
+ * read): 0 with *msg, else -EAGAIN.  Cheap enough to try before sleeping. */
+int sf_proc_recv_ready(sf_proc_channel *ch, sf_proc_msg *msg);
 /* Ask the worker to skip (answer SF_PROC_KIND_SKIPPED) every item with an
  * id below `id` that it has not started (needs a ring). */
 void sf_proc_cancel_below(sf_proc_channel *ch, uint64_t id);
@@ -291,6 +296,10 @@ typedef struct sf_proc_codec {
     int (*reply)(void *ctx, int pos, const sf_proc_msg *msg);
     /* Item pos gets no reply (status: as from ops.reap).  Same return. */
     int (*lost)(void *ctx, int pos, enum sf_proc_lost why, int status);
+    /* Optional: reply/lost may defer finishing items until flush, which
+     * the engine calls before it waits and before it returns.  Same
+     * return. */
+    int (*flush)(void *ctx);
 } sf_proc_codec;
 /* max_tasks: items a process runs before it is replaced (0: no limit). */
 int sf_proc_worker_create(sf_proc_worker **out, const sf_proc_worker_ops *ops,

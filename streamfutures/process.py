@@ -25,7 +25,7 @@ from ._validate import check_buffersize
 #: map()'s default window is this many items per worker process: batches
 #: of tiny tasks are then large enough to amortise a message, and two
 #: batches per worker fit in the window so no worker waits for the next.
-DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER = 1024
+DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER = 4096
 
 #: each worker's shared-memory result ring; larger results use the pipe
 RING_BYTES = 1 << 20
@@ -206,7 +206,7 @@ class ProcessPoolExecutor(_base.Executor):
         times (results still come back one by one as they finish); an
         integer sends exactly that many items per batch.  At most
         ``buffersize`` items are acquired and not yet yielded (default:
-        1024 per worker; None means no bound).  An exception from fn is
+        4096 per worker; None means no bound).  An exception from fn is
         raised at its item's position with the worker's traceback as its
         __cause__, and the iteration goes on.  ``task_timeout`` stops an
         item that runs longer (TimeoutError at its position)."""

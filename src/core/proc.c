@@ -208,6 +208,27 @@ static int read_available(sf_proc_channel *ch)
     }
 }
 
+int sf_proc_recv_ready(sf_proc_channel *ch, sf_proc_msg *msg)
+{
+    ch->in.start += ch->consume;
+    ch->consume = 0;
+    if (ch->ring_pending) {
+        sf__ring_consume(ch->ring, &ch->ring_msg);
+        ch->ring_pending = 0;
+    }
+    if (ch->ring && sf__ring_peek(ch->ring, msg)) {
+        ch->ring_msg = *msg;
+        ch->ring_pending = 1;
+        return 0;
+    }
+    size_t size = parse(&ch->in, msg);
+    if (size && msg->kind != SF_PROC_KIND_DOORBELL) {
+        ch->consume = size;
+        return 0;
+    }
+    return -EAGAIN;
+}
+
 int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
 {
     ch->in.start += ch->consume;

@@ -120,7 +120,7 @@ static int run_message(sf_proc_worker *w, const sf_proc_codec *codec, const int 
 {
     uint64_t base = w->next_id;
     int got = 0, timed_out = -1, cancelled = 0;
-    int64_t progress = sf_now_ns();
+    int64_t progress = timeout_ns > 0 ? sf_now_ns() : 0;
     sf_proc_msg msg;
 
     w->next_id += (uint64_t)m;
@@ -129,7 +129,16 @@ static int run_message(sf_proc_worker *w, const sf_proc_codec *codec, const int 
     int rc = sf_proc_send(w->ch, base, (uint32_t)m, data, len); /* kind: item count */
     while (rc == 0 && got < m) {
         int64_t deadline = timeout_ns > 0 && timed_out < 0 ? progress + timeout_ns : -1;
-        rc = recv_unlocked(w, &msg, deadline);
+        /* a reply already here costs no lock hand-off; before waiting,
+         * what was taken so far is published in one go */
+        rc = sf_proc_recv_ready(w->ch, &msg);
+        if (rc == -EAGAIN) {
+            if (codec->flush && codec->flush(codec->ctx) && !cancelled) {
+                cancelled = 1;
+                sf_proc_cancel_below(w->ch, base + (uint64_t)m);
+            }
+            rc = recv_unlocked(w, &msg, deadline);
+        }
         if (rc == -EINTR) {
             rc = 0;
         } else if (rc == -ETIMEDOUT) {
@@ -143,7 +152,8 @@ static int run_message(sf_proc_worker *w, const sf_proc_codec *codec, const int 
             int k = (int)(msg.id - base);
             answered[k] = 1;
             got++;
-            progress = sf_now_ns();
+            if (timeout_ns > 0) /* the clock costs more than a trivial item */
+                progress = sf_now_ns();
             if (msg.kind != SF_PROC_KIND_SKIPPED && codec->reply(codec->ctx, sent[k], &msg) &&
                 !cancelled) {
                 cancelled = 1;
@@ -151,6 +161,8 @@ static int run_message(sf_proc_worker *w, const sf_proc_codec *codec, const int 
             }
         }
     }
+    if (codec->flush && codec->flush(codec->ctx))
+        cancelled = 1;
     if (got == m)
         return cancelled;
 
@@ -161,6 +173,8 @@ static int run_message(sf_proc_worker *w, const sf_proc_codec *codec, const int 
         k++;
     if (codec->lost(codec->ctx, sent[k], k == timed_out ? SF_PROC_TIMED_OUT : SF_PROC_CRASHED,
                     status))
+        cancelled = 1;
+    if (codec->flush && codec->flush(codec->ctx))
         cancelled = 1;
     if (cancelled)
         return 1; /* the rest stays unanswered: the embedder counts it cancelled */
@@ -195,6 +209,8 @@ int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t ti
             /* no process can be had: nothing pending will run */
             for (int i = 0; i < npending; i++)
                 codec->lost(codec->ctx, pending[i], SF_PROC_UNAVAILABLE, 0);
+            if (codec->flush)
+                codec->flush(codec->ctx);
             rc = -EPIPE;
             break;
         }

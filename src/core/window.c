@@ -45,6 +45,8 @@
 #define ROUNDS_PER_JOB 16         /* batches before a work job yields its worker */
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define UNBOUNDED_START 64
+#define FEED_MAX 64               /* items pulled per lock round trip, at most */
+#define FEED_BATCH_NS 10000.0     /* ... while they take less than this */
 
 enum slot_state {
     SLOT_FREE,
@@ -116,6 +118,7 @@ struct sf_map {
     unsigned jobs_working; /* posted jobs between claiming a batch and its end */
     work_job *jobs, *free_jobs;
     double item_ns; /* moving average of one item's work */
+    double pull_ns; /* moving average of one pull */
     int fixed_batch; /* options.batch: claim exactly this many (fewer at the end) */
     int max_batch;
     double batch_ns;
@@ -268,14 +271,21 @@ static void break_ready(sf_map *m, trash *t)
 static int work_run(sf_job *job);
 static void work_drop(sf_job *job, int reason);
 
-/* Post one more work job if the ready items call for it. */
+static int post_one_work_job(sf_map *m, trash *t);
+
+/* Post work jobs until the ready items have enough of them. */
 static void maybe_post_work(sf_map *m, trash *t)
 {
     /* a posted job busy running an item cannot take a new one: only the
      * idle ones count, or a slow item would serialize the ones behind it */
     size_t want = (m->ready.len + (size_t)batch_size(m) - 1) / (size_t)batch_size(m);
-    if (m->jobs_posted - m->jobs_working >= want || !m->free_jobs)
-        return;
+    while (m->jobs_posted - m->jobs_working < want && m->free_jobs)
+        if (post_one_work_job(m, t) != 0)
+            return;
+}
+
+static int post_one_work_job(sf_map *m, trash *t)
+{
     work_job *wj = m->free_jobs;
     m->free_jobs = wj->next_free;
     m->jobs_posted++;
@@ -289,7 +299,9 @@ static void maybe_post_work(sf_map *m, trash *t)
         atomic_fetch_sub(&m->refs, 1); /* the caller holds another */
         if (m->jobs_posted == 0)
             break_ready(m, t);
+        return -1;
     }
+    return 0;
 }
 
 static int feed_run(sf_job *job);
@@ -298,7 +310,13 @@ static void feed_drop(sf_job *job, int reason);
 /* Re-start the input stage if it stopped on a full window. */
 static void maybe_post_feed(sf_map *m, enum sf__poster poster)
 {
-    if (m->feed_posted || m->input_state != INPUT_OPEN || (m->bounded && m->held >= m->cap))
+    /* a stopped input stage restarts only once a sixteenth of the window
+     * is free: waking a thread and taking a runtime lock to pull one item
+     * per item taken would cost more than the items (the bound is exact
+     * either way) */
+    size_t refill_gap = m->cap / 16 ? m->cap / 16 : 1;
+    if (m->feed_posted || m->input_state != INPUT_OPEN ||
+        (m->bounded && m->cap - m->held < refill_gap && m->held > 0))
         return;
     m->feed_posted = 1;
     atomic_fetch_add(&m->refs, 1);
@@ -314,45 +332,69 @@ static void maybe_post_feed(sf_map *m, enum sf__poster poster)
 
 /* ---- input stage ----------------------------------------------------- */
 
+/* How many items to pull per lock round trip: one while pulls are slow
+ * (each item is handed to the workers the moment it exists), more when a
+ * pull costs less than the round trip (e.g. iterating a range). */
+static size_t feed_batch(const sf_map *m, size_t room)
+{
+    double n = m->pull_ns > 0 ? FEED_BATCH_NS / m->pull_ns : 1;
+    size_t k = n < 1 ? 1 : n > FEED_MAX ? FEED_MAX : (size_t)n;
+    return k < room ? k : room;
+}
+
 static int feed_run(sf_job *job)
 {
     sf_map *m = (sf_map *)((char *)job - offsetof(sf_map, feed_job));
     trash t = {0};
+    void *items[FEED_MAX];
+    enum sf_pull got[FEED_MAX];
 
     sf__lock(&m->mu);
     while (m->input_state == INPUT_OPEN) {
         if (m->held >= m->cap && (m->bounded || grow(m) != 0))
             break; /* full: the next take re-posts us */
-        m->pulling = 1;
+        /* the tokens are taken before the pulls: held + pulling <= cap */
+        size_t want = feed_batch(m, m->cap - m->held), n = 0;
+        m->pulling = (int)want;
         sf__unlock(&m->mu);
-        void *item = NULL;
-        enum sf_pull got = m->ops.pull(m->ctx, &item);
+        int64_t started = sf_now_ns();
+        while (n < want) {
+            items[n] = NULL;
+            got[n] = m->ops.pull(m->ctx, &items[n]);
+            if (got[n++] != SF_PULL_ITEM)
+                break;
+        }
+        double per_pull = (double)(sf_now_ns() - started) / (double)n;
         sf__lock(&m->mu);
+        m->pull_ns = m->pull_ns > 0 ? (m->pull_ns * 7 + per_pull) / 8 : per_pull;
         m->pulling = 0;
-        if (got == SF_PULL_ITEM && m->input_state == INPUT_OPEN) {
-            uint32_t idx = m->free_stack[--m->nfree];
-            m->slots[idx].value = item;
-            m->slots[idx].state = SLOT_READY;
-            m->seq_slot[m->pulled % m->cap] = idx;
-            m->pulled++;
-            m->held++;
-            ring_push(m, &m->ready, idx);
-            maybe_post_work(m, &t);
-        } else if (got == SF_PULL_ITEM) {
-            trash_add(&t, item); /* closed or shut while we pulled */
-        } else if (got == SF_PULL_END) {
-            if (m->input_state == INPUT_OPEN)
-                m->input_state = INPUT_ENDED;
-        } else {
-            if (m->input_state == INPUT_OPEN && !m->drain) {
-                m->input_state = INPUT_FAILED;
-                m->input_error = item;
-            } else {
+        for (size_t i = 0; i < n; i++) {
+            void *item = items[i];
+            if (got[i] == SF_PULL_ITEM && m->input_state == INPUT_OPEN) {
+                uint32_t idx = m->free_stack[--m->nfree];
+                m->slots[idx].value = item;
+                m->slots[idx].state = SLOT_READY;
+                m->seq_slot[m->pulled % m->cap] = idx;
+                m->pulled++;
+                m->held++;
+                ring_push(m, &m->ready, idx);
+            } else if (got[i] == SF_PULL_ITEM) {
+                trash_add(&t, item); /* closed or shut while we pulled */
+            } else if (got[i] == SF_PULL_END) {
                 if (m->input_state == INPUT_OPEN)
+                    m->input_state = INPUT_ENDED;
+            } else {
+                if (m->input_state == INPUT_OPEN && !m->drain) {
                     m->input_state = INPUT_FAILED;
-                trash_add(&t, item);
+                    m->input_error = item;
+                } else {
+                    if (m->input_state == INPUT_OPEN)
+                        m->input_state = INPUT_FAILED;
+                    trash_add(&t, item);
+                }
             }
         }
+        maybe_post_work(m, &t);
     }
     m->feed_posted = 0;
     sf__unlock(&m->mu);
@@ -373,6 +415,8 @@ static void feed_drop(sf_job *job, int reason)
     sf__event_signal_all(&m->changed);
     sf__map_unref(m);
 }
+
+static long takeable(sf_map *m);
 
 /* ---- work stage ------------------------------------------------------ */
 
@@ -408,26 +452,33 @@ struct sf_batch {
 int sf_batch_size(const sf_batch *batch) { return batch->n; }
 void **sf_batch_values(sf_batch *batch) { return batch->values; }
 
-int sf_batch_done(sf_batch *b, int i, int failed)
+int sf_batch_done_many(sf_batch *b, const int *indices, const int *failed, int n)
 {
     sf_map *m = b->map;
     trash t = {0};
     int cancelled;
-    if (i < 0 || i >= b->n || b->done[i])
-        abort(); /* the embedder broke the contract */
-    b->done[i] = 1;
-    b->failed[i] = failed;
+    for (int k = 0; k < n; k++) {
+        int i = indices[k];
+        if (i < 0 || i >= b->n || b->done[i])
+            abort(); /* the embedder broke the contract */
+        b->done[i] = 1;
+        b->failed[i] = failed[k];
+    }
     sf__lock(&m->mu);
-    publish(m, b->idx, b->values, b->failed, i, i + 1, &t);
+    for (int k = 0; k < n; k++)
+        publish(m, b->idx, b->values, b->failed, indices[k], indices[k] + 1, &t);
     cancelled = m->cancelled;
-    /* read under the lock: a consumer announces itself before it unlocks */
-    int wake = atomic_load(&m->changed.waiters) != 0;
+    /* read under the lock: a consumer announces itself before it unlocks;
+     * in input order it only cares once the result it waits for is here */
+    int wake = atomic_load(&m->changed.waiters) != 0 && (m->drain || takeable(m) >= 0);
     sf__unlock(&m->mu);
     if (wake)
         sf__event_signal_all(&m->changed);
     trash_empty(m, &t);
     return cancelled;
 }
+
+int sf_batch_done(sf_batch *b, int i, int failed) { return sf_batch_done_many(b, &i, &failed, 1); }
 
 /* ops.work as a batch: one item after the other, each published as soon as
  * it ran; once the map is cancelled the rest never start. */
@@ -441,8 +492,9 @@ static void work_each(void *ctx, sf_batch *batch)
 
 /* map->mu held on entry and exit: run a claimed batch; items it did not
  * finish (cancelled meanwhile) are retired as cancelled. */
-static void run_batch(sf_map *m, work_job *wj, int n, trash *t)
+static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
 {
+    int retired = 0;
     const uint32_t *idx = wj->idx;
     void **values = wj->values;
     unsigned char *done = wj->done;
@@ -455,8 +507,11 @@ static void run_batch(sf_map *m, work_job *wj, int n, trash *t)
     sf__lock(&m->mu);
     m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
     for (int i = 0; i < n; i++)
-        if (!done[i])
+        if (!done[i]) {
             retire(m, idx[i], values[i], SLOT_CANCELLED, t);
+            retired++;
+        }
+    return retired;
 }
 
 static int work_run(sf_job *job)
@@ -488,9 +543,11 @@ static int work_run(sf_job *job)
         if (n == 0)
             break;
         m->jobs_working++;
-        run_batch(m, wj, n, &t);
-        if (t.len) {
+        int retired = run_batch(m, wj, n, &t);
+        if (t.len || retired) {
             sf__unlock(&m->mu);
+            if (retired) /* a consumer may be waiting for one of them */
+                sf__event_signal_all(&m->changed);
             trash_empty(m, &t);
             sf__lock(&m->mu);
         }

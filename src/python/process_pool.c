@@ -98,18 +98,36 @@ static PyObject *pickle_batch(PyObject *fn, long mode, PyObject *items)
 
 /* ---- map ----------------------------------------------------------------- */
 
+#define PUBLISH_AT_ONCE 256
+
 typedef struct map_codec {
     map_ctx *map;
     sf_batch *batch;
     PyObject *payload; /* the last message's bytes */
+    /* finished items not yet handed to the consumer (see map_flush) */
+    int npending;
+    int pending[PUBLISH_AT_ONCE], pending_failed[PUBLISH_AT_ONCE];
 } map_codec;
 
+/* Hand the finished items to the consumer, in one lock round trip. */
+static int map_flush(void *raw)
+{
+    map_codec *c = raw;
+    int n = c->npending;
+    c->npending = 0;
+    return n ? sf_batch_done_many(c->batch, c->pending, c->pending_failed, n) : 0;
+}
+
+/* Finish one item; it is published at the next flush, which the engine
+ * makes before it waits for more, so nothing is held back. */
 static int map_finish(map_codec *c, int pos, PyObject *value, int failed)
 {
     void **values = sf_batch_values(c->batch);
     Py_XDECREF((PyObject *)values[pos]); /* the input item */
     values[pos] = value;
-    return sf_batch_done(c->batch, pos, failed);
+    c->pending[c->npending] = pos;
+    c->pending_failed[c->npending++] = failed;
+    return c->npending == PUBLISH_AT_ONCE ? map_flush(c) : 0;
 }
 
 static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *len)
@@ -188,11 +206,12 @@ static int map_lost(void *raw, int pos, enum sf_proc_lost why, int status)
 void sf_proc_map_work_batch(void *ctx, sf_batch *batch)
 {
     map_ctx *map = ctx;
-    map_codec c = {map, batch, NULL};
-    sf_proc_codec codec = {&c, sf_batch_size(batch), map_encode, map_reply, map_lost};
+    map_codec c = {.map = map, .batch = batch};
+    sf_proc_codec codec = {&c, sf_batch_size(batch), map_encode, map_reply, map_lost, map_flush};
     sf_proc_worker *worker = sf_current_proc_worker();
     if (!worker || sf_proc_worker_run(worker, &codec, map->task_timeout_ns) == -EPIPE)
         sf_pool_break(map->pool); /* no worker process can be had any more */
+    map_flush(&c);
     Py_XDECREF(c.payload);
 }
 
@@ -249,7 +268,7 @@ void sf_proc_run_submitted(sf_hook_ctx *hooks, sf_pool *pool, PyObject *future, 
                            PyObject *args, PyObject *kwargs, double task_timeout)
 {
     submit_codec c = {future, fn, args, kwargs, NULL, hooks, task_timeout};
-    sf_proc_codec codec = {&c, 1, submit_encode, submit_reply, submit_lost};
+    sf_proc_codec codec = {&c, 1, submit_encode, submit_reply, submit_lost, NULL};
     sf_proc_worker *worker = sf_current_proc_worker();
     int64_t timeout_ns = task_timeout > 0 ? (int64_t)(task_timeout * 1e9) : 0;
     if (!worker || sf_proc_worker_run(worker, &codec, timeout_ns) == -EPIPE)

@@ -30,6 +30,7 @@ typedef struct harness {
     int replies[MAX_ITEMS], lost[MAX_ITEMS], lost_status[MAX_ITEMS];
     char answer[MAX_ITEMS][16];
     int cancel_at;           /* reply() says "cancelled" at this position */
+    int flushes;
 } harness;
 
 /* Worker side: a task is NUL-separated items; item k has id task.id + k. */
@@ -160,6 +161,13 @@ static int lost(void *ctx, int pos, enum sf_proc_lost why, int status)
     return 0;
 }
 
+static int flush(void *ctx)
+{
+    harness *h = ctx;
+    h->flushes++;
+    return 0;
+}
+
 static harness *harness_new(void)
 {
     harness *h = calloc(1, sizeof *h);
@@ -195,7 +203,7 @@ static sf_proc_worker *worker_for(harness *h, unsigned max_tasks)
 
 static int run(sf_proc_worker *w, harness *h, int64_t timeout_ns)
 {
-    sf_proc_codec codec = {h, h->count, encode, reply, lost};
+    sf_proc_codec codec = {h, h->count, encode, reply, lost, flush};
     return sf_proc_worker_run(w, &codec, timeout_ns);
 }
 
@@ -218,6 +226,7 @@ TEST(worker_runs_a_batch_and_each_item_is_answered_once)
         CHECK_EQ(h->lost[i], 0);
     }
     CHECK_EQ(h->spawned, 1);
+    CHECK(h->flushes >= 2); /* at least once per run, before it returned */
     sf_proc_worker_destroy(w);
     CHECK_EQ(h->reaped, 1);
     harness_free(h);
