@@ -45,8 +45,6 @@
 #define ROUNDS_PER_JOB 16         /* batches before a work job yields its worker */
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define UNBOUNDED_START 64
-#define FEED_MAX 64               /* items pulled per lock round trip, at most */
-#define FEED_BATCH_NS 10000.0     /* ... while they take less than this */
 
 enum slot_state {
     SLOT_FREE,
@@ -118,7 +116,6 @@ struct sf_map {
     unsigned jobs_working; /* posted jobs between claiming a batch and its end */
     work_job *jobs, *free_jobs;
     double item_ns; /* moving average of one item's work */
-    double pull_ns; /* moving average of one pull */
     int fixed_batch; /* options.batch: claim exactly this many (fewer at the end) */
     int max_batch;
     double batch_ns;
@@ -332,69 +329,48 @@ static void maybe_post_feed(sf_map *m, enum sf__poster poster)
 
 /* ---- input stage ----------------------------------------------------- */
 
-/* How many items to pull per lock round trip: one while pulls are slow
- * (each item is handed to the workers the moment it exists), more when a
- * pull costs less than the round trip (e.g. iterating a range). */
-static size_t feed_batch(const sf_map *m, size_t room)
-{
-    double n = m->pull_ns > 0 ? FEED_BATCH_NS / m->pull_ns : 1;
-    size_t k = n < 1 ? 1 : n > FEED_MAX ? FEED_MAX : (size_t)n;
-    return k < room ? k : room;
-}
-
+/* Items are pulled one per lock round trip, never several: an input may
+ * block at any item (a generator waiting for data), and the items pulled
+ * before it must already be with the workers. */
 static int feed_run(sf_job *job)
 {
     sf_map *m = (sf_map *)((char *)job - offsetof(sf_map, feed_job));
     trash t = {0};
-    void *items[FEED_MAX];
-    enum sf_pull got[FEED_MAX];
 
     sf__lock(&m->mu);
     while (m->input_state == INPUT_OPEN) {
         if (m->held >= m->cap && (m->bounded || grow(m) != 0))
             break; /* full: the next take re-posts us */
-        /* the tokens are taken before the pulls: held + pulling <= cap */
-        size_t want = feed_batch(m, m->cap - m->held), n = 0;
-        m->pulling = (int)want;
+        m->pulling = 1;
         sf__unlock(&m->mu);
-        int64_t started = sf_now_ns();
-        while (n < want) {
-            items[n] = NULL;
-            got[n] = m->ops.pull(m->ctx, &items[n]);
-            if (got[n++] != SF_PULL_ITEM)
-                break;
-        }
-        double per_pull = (double)(sf_now_ns() - started) / (double)n;
+        void *item = NULL;
+        enum sf_pull got = m->ops.pull(m->ctx, &item);
         sf__lock(&m->mu);
-        m->pull_ns = m->pull_ns > 0 ? (m->pull_ns * 7 + per_pull) / 8 : per_pull;
         m->pulling = 0;
-        for (size_t i = 0; i < n; i++) {
-            void *item = items[i];
-            if (got[i] == SF_PULL_ITEM && m->input_state == INPUT_OPEN) {
-                uint32_t idx = m->free_stack[--m->nfree];
-                m->slots[idx].value = item;
-                m->slots[idx].state = SLOT_READY;
-                m->seq_slot[m->pulled % m->cap] = idx;
-                m->pulled++;
-                m->held++;
-                ring_push(m, &m->ready, idx);
-            } else if (got[i] == SF_PULL_ITEM) {
-                trash_add(&t, item); /* closed or shut while we pulled */
-            } else if (got[i] == SF_PULL_END) {
-                if (m->input_state == INPUT_OPEN)
-                    m->input_state = INPUT_ENDED;
+        if (got == SF_PULL_ITEM && m->input_state == INPUT_OPEN) {
+            uint32_t idx = m->free_stack[--m->nfree];
+            m->slots[idx].value = item;
+            m->slots[idx].state = SLOT_READY;
+            m->seq_slot[m->pulled % m->cap] = idx;
+            m->pulled++;
+            m->held++;
+            ring_push(m, &m->ready, idx);
+            maybe_post_work(m, &t);
+        } else if (got == SF_PULL_ITEM) {
+            trash_add(&t, item); /* closed or shut while we pulled */
+        } else if (got == SF_PULL_END) {
+            if (m->input_state == INPUT_OPEN)
+                m->input_state = INPUT_ENDED;
+        } else {
+            if (m->input_state == INPUT_OPEN && !m->drain) {
+                m->input_state = INPUT_FAILED;
+                m->input_error = item;
             } else {
-                if (m->input_state == INPUT_OPEN && !m->drain) {
+                if (m->input_state == INPUT_OPEN)
                     m->input_state = INPUT_FAILED;
-                    m->input_error = item;
-                } else {
-                    if (m->input_state == INPUT_OPEN)
-                        m->input_state = INPUT_FAILED;
-                    trash_add(&t, item);
-                }
+                trash_add(&t, item);
             }
         }
-        maybe_post_work(m, &t);
     }
     m->feed_posted = 0;
     sf__unlock(&m->mu);

@@ -145,6 +145,7 @@ static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *
     c->payload = pickle_batch(c->map->fn, mode, items);
     if (!c->payload) {
         /* find the items that cannot be pickled; they fail alone */
+        PyErr_Clear();
         PyObject *fn_error = NULL;
         PyObject *fn_bytes = sf_pickle(c->map->fn);
         if (!fn_bytes)
@@ -152,7 +153,6 @@ static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *
         Py_XDECREF(fn_bytes);
         PyErr_Clear();
         int kept = 0;
-        Py_ssize_t keep_at = 0;
         PyObject *sendable = PyList_New(0);
         for (int i = 0; i < *n && sendable; i++) {
             PyObject *item = PyList_GET_ITEM(items, i);
@@ -161,7 +161,6 @@ static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *
                 Py_DECREF(alone);
                 PyList_Append(sendable, item);
                 pos[kept++] = pos[i];
-                keep_at++;
                 continue;
             }
             PyObject *exc = fn_error ? Py_NewRef(fn_error) : pickling_exception();

@@ -1,7 +1,11 @@
-"""Every test must leave no thread and no file descriptor behind: the
-autouse fixture compares the process's native threads (engine threads are
-not in threading.enumerate()) and open fds before and after each test."""
+"""Every test must leave no thread, no process and no file descriptor
+behind: the autouse fixture compares the process's native threads (engine
+threads are not in threading.enumerate()), its child processes and its
+open fds before and after each test.  multiprocessing's own long-lived
+helpers (the forkserver and the resource tracker) are started once first,
+so they count as the baseline."""
 import gc
+import multiprocessing
 import os
 import threading
 
@@ -18,14 +22,39 @@ def open_fds():
     return len(os.listdir("/proc/self/fd"))
 
 
+def child_pids():
+    me, found = os.getpid(), set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                found.add(int(name))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def multiprocessing_helpers():
+    from multiprocessing import forkserver, resource_tracker
+
+    resource_tracker.ensure_running()
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        forkserver.ensure_running()
+
+
 @pytest.fixture(autouse=True)
-def no_leaks():
+def no_leaks(multiprocessing_helpers):
     gc.collect()
     _engine.reap(True)
     threads, fds, py_threads = native_threads(), open_fds(), set(threading.enumerate())
+    children = child_pids()
     yield
     gc.collect()
     _engine.reap(True)
+    assert child_pids() == children, "the test left a process behind"
     assert native_threads() == threads, "the test left a thread running"
     assert set(threading.enumerate()) == py_threads, "the test left a Python thread"
     assert open_fds() == fds, "the test left a file descriptor open"

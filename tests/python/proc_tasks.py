@@ -1,0 +1,77 @@
+"""Tasks for the process-pool tests: a module of its own, so workers
+started with spawn or forkserver can import them by name."""
+import ctypes
+import os
+import signal
+import threading
+import time
+
+_initialized = None
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def call_with(*args, **kwargs):
+    return args, kwargs
+
+
+def pid(_=None):
+    return os.getpid()
+
+
+def echo(x):
+    return x
+
+
+def raise_at_five(x):
+    if x == 5:
+        raise ValueError("bad item %d" % x)
+    return x
+
+
+def fail_badly(x):
+    """What each crash kind does at item 3 (the kind travels with the item)."""
+    kind, i = x
+    if i == 3:
+        if kind == "segfault":
+            ctypes.string_at(0)
+        elif kind == "exit":
+            os._exit(3)
+        elif kind == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif kind == "unpicklable_result":
+            return threading.Lock()
+    return i
+
+
+def sleep_at(x):
+    i, seconds = x
+    time.sleep(seconds)
+    return i
+
+
+def set_initialized(value):
+    global _initialized
+    _initialized = value
+
+
+def initialized(_=None):
+    return _initialized
+
+
+def failing_initializer():
+    raise RuntimeError("initializer failed on purpose")
+
+
+def record(path_and_item):
+    path, item = path_and_item
+    with open(path, "a") as f:
+        f.write("%d\n" % item)
+    time.sleep(0.01)
+    return item

@@ -1,0 +1,326 @@
+"""streamfutures.ProcessPoolExecutor: the stdlib's behaviour, a lazy and
+bounded map, and crash isolation: events, counts and order, never times."""
+import asyncio
+import concurrent.futures as cf
+import itertools
+import multiprocessing
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import proc_tasks as t
+import streamfutures as sf
+from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
+
+METHODS = [m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()]
+
+
+def pool(workers=2, method="fork", **kwargs):
+    return sf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), **kwargs)
+
+
+def outcomes(iterator):
+    """Every outcome of a map: a value, or (exception type, exception)."""
+    out = []
+    while True:
+        try:
+            out.append(next(iterator))
+        except StopIteration:
+            return out
+        except BaseException as e:  # noqa: B902 - each item's own exception
+            out.append((type(e), e))
+
+
+# 1. drop-in ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_start_method_runs_map_and_submit(method):
+    with pool(2, method, initializer=t.set_initialized, initargs=(method,)) as ex:
+        assert list(ex.map(t.square, range(50))) == [i * i for i in range(50)]
+        assert ex.submit(t.add, 2, b=3).result() == 5
+        assert ex.submit(t.call_with, 1, x=2).result() == ((1,), {"x": 2})
+        assert set(ex.map(t.initialized, range(8))) == {method}
+        assert isinstance(ex.submit(t.pid), cf.Future)
+
+
+def test_map_of_several_iterables_stops_at_the_shortest():
+    with pool() as ex:
+        assert list(ex.map(t.add, [1, 2, 3], [10, 20])) == [11, 22]
+
+
+def test_results_of_every_builtin_kind_come_back_equal():
+    values = [None, True, False, 0, -1, 2**63 - 1, 2**64, -(2**70), 1.5, float("inf"), "",
+              "text \u20ac \udc80", b"\x00bytes", [1, (2, 3)], {"a": 1}, frozenset({1}), 3j]
+    with pool(1) as ex:
+        assert list(ex.map(t.echo, values)) == values
+        assert all(type(a) is type(b) for a, b in zip(ex.map(t.echo, values), values))
+
+
+def test_an_exception_comes_back_at_its_position_with_the_remote_traceback():
+    with pool() as ex:
+        got = outcomes(ex.map(t.raise_at_five, range(10), chunksize=4))
+        assert got[:5] == [0, 1, 2, 3, 4] and got[6:] == [6, 7, 8, 9]
+        kind, exc = got[5]
+        assert kind is ValueError and str(exc) == "bad item 5"
+        assert isinstance(exc.__cause__, _RemoteTraceback)
+        assert "raise_at_five" in str(exc.__cause__)
+        fut = ex.submit(t.raise_at_five, 5)
+        with pytest.raises(ValueError, match="bad item 5"):
+            fut.result()
+        assert isinstance(fut.exception().__cause__, _RemoteTraceback)
+
+
+def test_stdlib_validation_messages():
+    with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+        sf.ProcessPoolExecutor(0)
+    with pytest.raises(TypeError, match="initializer must be a callable"):
+        sf.ProcessPoolExecutor(1, initializer=5)
+    with pytest.raises(ValueError, match="max_tasks_per_child must be >= 1"):
+        sf.ProcessPoolExecutor(1, max_tasks_per_child=0)
+    with pytest.raises(TypeError, match="max_tasks_per_child must be an integer"):
+        sf.ProcessPoolExecutor(1, max_tasks_per_child=1.5)
+    with pytest.raises(ValueError, match="incompatible with the 'fork'"):
+        sf.ProcessPoolExecutor(1, multiprocessing.get_context("fork"), max_tasks_per_child=2)
+    with pool(1) as ex:
+        with pytest.raises(ValueError, match="chunksize must be >= 1."):
+            ex.map(t.echo, [1], chunksize=0)
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        ex.submit(t.echo, 1)
+
+
+def test_futures_work_with_wait_as_completed_and_asyncio():
+    with pool() as ex:
+        futures = [ex.submit(t.square, i) for i in range(10)]
+        done, not_done = cf.wait(futures)
+        assert len(done) == 10 and not not_done
+        assert sorted(f.result() for f in cf.as_completed(futures)) == [i * i for i in range(10)]
+
+        async def main():
+            return await asyncio.wrap_future(ex.submit(t.square, 7))
+
+        assert asyncio.run(main()) == 49
+
+
+# 2. lazy, bounded, ordered / unordered ------------------------------------
+
+
+def test_map_returns_before_its_input_ends_and_yields_the_first_result_at_once():
+    gate = threading.Event()
+
+    def blocked_input():
+        yield 1
+        yield 2
+        assert gate.wait(30)
+        yield 3
+
+    with pool() as ex:
+        it = ex.map(t.square, blocked_input())
+        assert [next(it), next(it)] == [1, 4]  # while the input is still blocked
+        gate.set()
+        assert list(it) == [9]
+
+
+def test_the_window_bounds_items_acquired_over_an_infinite_input():
+    with pool() as ex:
+        it = ex.map(t.echo, itertools.count(), buffersize=64)
+        for i in range(500):
+            assert next(it) == i
+            assert it._outstanding() <= 64
+        it.close()
+
+
+def test_unordered_yields_each_result_once():
+    with pool() as ex:
+        got = list(ex.map(t.square, range(300), unordered=True))
+        assert sorted(got) == [i * i for i in range(300)]
+
+
+def test_explicit_chunksize_is_honoured_and_results_stay_in_order():
+    with pool() as ex:
+        assert list(ex.map(t.square, range(1000), chunksize=7)) == [i * i for i in range(1000)]
+        assert list(ex.map(t.square, range(10), chunksize=10000)) == [i * i for i in range(10)]
+
+
+# 3. crashes, unpicklable values, timeouts --------------------------------
+
+CRASHES = {
+    "segfault": (sf.WorkerCrashedError, -signal.SIGSEGV),
+    "exit": (sf.WorkerCrashedError, 3),
+    "sigkill": (sf.WorkerCrashedError, -signal.SIGKILL),
+    "unpicklable_result": (TypeError, None),
+    "unpicklable_argument": (TypeError, None),
+}
+
+
+def crash_items(kind):
+    items = [(kind, i) for i in range(8)]
+    if kind == "unpicklable_argument":
+        items[3] = (kind, threading.Lock())
+    return items
+
+
+def check_only_item_3_failed(got, kind):
+    expected_type, exitcode = CRASHES[kind]
+    assert len(got) == 8
+    assert [g for i, g in enumerate(got) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
+    failed_type, exc = got[3]
+    assert issubclass(failed_type, expected_type)
+    if exitcode is not None:
+        assert isinstance(exc, BrokenProcessPool)
+        assert exc.exitcode == exitcode
+        assert ("exit code 3" if exitcode > 0 else "signal %d" % -exitcode) in str(exc)
+    else:
+        assert "pickle" in str(exc) and isinstance(exc.__cause__, _RemoteTraceback)
+
+
+@pytest.mark.parametrize("kind", sorted(CRASHES))
+def test_a_crash_fails_only_its_item_in_an_ordered_map(kind):
+    with pool(2) as ex:
+        check_only_item_3_failed(outcomes(ex.map(t.fail_badly, crash_items(kind), chunksize=8)), kind)
+        assert list(ex.map(t.square, range(20))) == [i * i for i in range(20)]  # replaced
+
+
+@pytest.mark.parametrize("kind", sorted(CRASHES))
+def test_a_crash_fails_only_its_item_in_an_unordered_map(kind):
+    with pool(2) as ex:
+        got = outcomes(ex.map(t.fail_badly, crash_items(kind), unordered=True))
+        failures = [g for g in got if isinstance(g, tuple)]
+        assert sorted(g for g in got if not isinstance(g, tuple)) == [0, 1, 2, 4, 5, 6, 7]
+        assert len(failures) == 1 and issubclass(failures[0][0], CRASHES[kind][0])
+
+
+@pytest.mark.parametrize("kind", sorted(CRASHES))
+def test_a_crash_fails_only_its_future(kind):
+    with pool(2) as ex:
+        futures = [ex.submit(t.fail_badly, item) for item in crash_items(kind)]
+        got = []
+        for f in futures:
+            exc = f.exception()
+            got.append((type(exc), exc) if exc is not None else f.result())
+        check_only_item_3_failed(got, kind)
+
+
+def test_task_timeout_stops_only_the_item_that_overran():
+    items = [(i, 30 if i == 2 else 0) for i in range(6)]
+    with pool(2) as ex:
+        got = outcomes(ex.map(t.sleep_at, items, task_timeout=0.5, chunksize=3))
+        assert [g for i, g in enumerate(got) if i != 2] == [0, 1, 3, 4, 5]
+        assert got[2][0] is cf.TimeoutError and "task_timeout=0.5" in str(got[2][1])
+        fut = ex.submit_with_timeout(0.5, t.sleep_at, (9, 30))
+        with pytest.raises(cf.TimeoutError):
+            fut.result()
+        assert ex.submit(t.square, 3).result() == 9
+
+
+def test_max_tasks_per_child_recycles_workers():
+    with pool(1, "forkserver", max_tasks_per_child=2) as ex:
+        pids = list(ex.map(t.pid, range(7)))
+        assert [pids.count(p) for p in dict.fromkeys(pids)] == [2, 2, 2, 1]
+
+
+def test_a_failing_initializer_breaks_the_pool_with_the_stdlib_messages():
+    ex = pool(1, initializer=t.failing_initializer)
+    fut = ex.submit(t.square, 2)
+    with pytest.raises(BrokenProcessPool):
+        fut.result()
+    with pytest.raises(BrokenProcessPool, match="A child process terminated abruptly"):
+        ex.submit(t.square, 2)
+    ex.shutdown()
+
+
+# 4. cancel, early exit, shutdown ---------------------------------------------
+
+
+def test_early_exit_cancels_what_has_not_started(tmp_path):
+    path = str(tmp_path / "ran")
+    with pool(1) as ex:
+        it = ex.map(t.record, ((path, i) for i in itertools.count()), buffersize=8, chunksize=1)
+        assert [next(it) for _ in range(3)] == [0, 1, 2]
+        it.close()
+    ran = [int(line) for line in open(path)]
+    assert ran == list(range(len(ran)))  # in order, none twice
+    assert len(ran) <= 3 + 8  # what was yielded plus at most the window
+
+
+def test_shutdown_cancel_futures_cancels_pending_submissions():
+    ex = pool(1)
+    first = ex.submit(t.sleep_at, (0, 0.5))
+    while not first.running():
+        threading.Event().wait(0.01)
+    rest = [ex.submit(t.square, i) for i in range(20)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert first.result() == 0
+    assert all(f.cancelled() or f.result() == i * i for i, f in enumerate(rest))
+    assert any(f.cancelled() for f in rest)
+
+
+def test_terminate_workers_fails_the_running_item_and_stops_everything():
+    ex = pool(1)
+    running = ex.submit(t.sleep_at, (0, 30))
+    while not running.running():
+        threading.Event().wait(0.01)
+    pending = ex.submit(t.square, 3)
+    ex.terminate_workers()
+    with pytest.raises(BrokenProcessPool):
+        running.result(timeout=30)
+    assert pending.cancelled() or isinstance(pending.exception(), BrokenProcessPool)
+    ex.shutdown()
+
+
+def test_the_executor_can_be_pickled_into_nothing_but_its_values_travel():
+    with pool(1) as ex:
+        assert pickle.loads(pickle.dumps(sf.WorkerCrashedError("x", 3))).exitcode == 3
+
+
+# 5. process life: Ctrl-C and interpreter exit ----------------------------------
+
+
+def run_script(body, send_sigint_after_line=None):
+    script = textwrap.dedent(body)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    if send_sigint_after_line:
+        line = proc.stdout.readline()
+        assert line.strip() == send_sigint_after_line
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_in_next_raises_keyboardinterrupt_and_leaves_no_process():
+    code, out, err = run_script("""
+        import multiprocessing, streamfutures as sf, proc_tasks as t
+        ex = sf.ProcessPoolExecutor(2)
+        it = ex.map(t.sleep_at, [(i, 30) for i in range(10)])
+        print("started", flush=True)
+        try:
+            next(it)
+        except KeyboardInterrupt:
+            it.close()
+            ex.kill_workers()
+            ex.shutdown()
+            print("interrupted", len(multiprocessing.active_children()))
+    """, send_sigint_after_line="started")
+    assert code == 0, err
+    assert out.split() == ["interrupted", "0"]
+
+
+def test_interpreter_exit_with_a_running_pool_finishes_and_reaps():
+    code, out, err = run_script("""
+        import streamfutures as sf, proc_tasks as t
+        ex = sf.ProcessPoolExecutor(2)
+        f = ex.submit(t.sleep_at, (1, 0.2))
+        it = ex.map(t.square, range(100000))
+        print(next(it))
+    """)
+    assert code == 0, err
+    assert out.split() == ["0"]
+    assert "Traceback" not in err
