@@ -83,6 +83,7 @@ void sf__ring_consume(sf__ring *ring, const sf_proc_msg *msg);
 /* Before sleeping: 1 when a record arrived (do not sleep).  After: woke. */
 int sf__ring_announce_sleep(sf__ring *ring);
 void sf__ring_woke(sf__ring *ring);
+int sf__ring_empty(sf__ring *ring);
 void sf__ring_cancel_below(sf__ring *ring, uint64_t id);
 
 #endif

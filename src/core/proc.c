@@ -17,7 +17,10 @@
  * slow successor and never dies with a crashing one.  With a result ring
  * (proc_ring.c) a reply is a copy into shared memory, not a write(); the
  * pipe then carries only doorbells and replies too large for the ring, and
- * recv takes the ring's records first.  The worker announces itself with a
+ * recv takes the ring's records first.  While results stream in faster than
+ * one per STREAM_POLL_NS (2 ms), recv polls the ring that often instead of
+ * being rung for each result; the worker still rings at the end of every
+ * task message, when the parent has the next one to send.  The worker announces itself with a
  * READY message once its embedder has set it up (e.g. ran an initializer).
  *
  * Invariants: in.start <= in.end <= in.cap; a message returned by recv
@@ -41,6 +44,13 @@
 
 #define HEADER 16
 #define READ_CHUNK 65536
+/* While results arrive faster than this, the parent looks at the ring this
+ * often instead of being woken for each: a result may wait up to this long,
+ * but a stream of 100 us tasks costs the parent one wake-up per twenty
+ * results instead of one each (the first result after a quiet spell, and
+ * the last of every task message, ring at once).  Measured: at 1 ms the
+ * parent's wake-ups alone cost seed 004's factorization 6% on 2 cores. */
+#define STREAM_POLL_NS 2000000
 
 typedef struct buffer {
     char *data;
@@ -54,6 +64,8 @@ struct sf_proc_channel {
     size_t consume;   /* bytes of the last returned pipe message */
     sf_proc_msg ring_msg; /* the last returned ring record, to consume */
     int ring_pending;
+    int64_t poll_at;   /* > 0: streaming, look at the ring then (see recv) */
+    int64_t last_rung; /* when the last doorbell woke us */
     int exited;       /* pidfd fired: drain, then report */
     int eof;          /* result pipe closed */
     int write_broken; /* task pipe's reader is gone */
@@ -271,11 +283,17 @@ int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
             fds[nfds++] = (struct pollfd){.fd = ch->task_fd, .events = POLLOUT};
         if (ch->pidfd >= 0)
             fds[nfds++] = (struct pollfd){.fd = ch->pidfd, .events = POLLIN};
-        if (ch->ring && sf__ring_announce_sleep(ch->ring))
+        /* streaming: results come faster than one per STREAM_POLL_NS, so
+         * look again then instead of being rung for each */
+        int streaming = ch->ring && ch->poll_at > 0;
+        if (ch->ring && !streaming && sf__ring_announce_sleep(ch->ring))
             continue; /* a record arrived while we got ready to sleep */
+        int64_t until = deadline_ns;
+        if (streaming && (until < 0 || ch->poll_at < until))
+            until = ch->poll_at;
         struct timespec wait, *timeout = NULL;
-        if (deadline_ns >= 0) {
-            int64_t left = deadline_ns - sf_now_ns();
+        if (until >= 0) {
+            int64_t left = until - sf_now_ns();
             if (left < 0)
                 left = 0;
             wait.tv_sec = left / 1000000000;
@@ -283,10 +301,16 @@ int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
             timeout = &wait;
         }
         int ready = ppoll(fds, (nfds_t)nfds, timeout, NULL);
-        if (ch->ring)
+        if (ch->ring && !streaming)
             sf__ring_woke(ch->ring);
         if (ready < 0)
             return errno == EINTR ? -EINTR : -errno;
+        int64_t now = ch->ring ? sf_now_ns() : 0;
+        if (ready == 0 && streaming && (deadline_ns < 0 || now < deadline_ns)) {
+            /* the poll came due: go on polling while records keep coming */
+            ch->poll_at = sf__ring_empty(ch->ring) ? 0 : now + STREAM_POLL_NS;
+            continue;
+        }
         if (ready == 0)
             return -ETIMEDOUT;
         for (int i = 0; i < nfds; i++) {
@@ -296,6 +320,11 @@ int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
                 int rc = read_available(ch);
                 if (rc != 0)
                     return rc;
+                if (ch->ring && !streaming) { /* rung: twice within the gap starts streaming */
+                    if (now - ch->last_rung < STREAM_POLL_NS)
+                        ch->poll_at = now + STREAM_POLL_NS;
+                    ch->last_rung = now;
+                }
             } else if (fds[i].fd == ch->task_fd) {
                 flush_some(ch);
             } else {
@@ -400,6 +429,10 @@ int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handl
         if (size) {
             rc = handler(ctx, &server, &task);
             in.start += size;
+            /* the task is answered: wake the parent even if it is only
+             * polling now and then, it has the next task to send */
+            if (rc == 0 && server.ring)
+                rc = send_now(&server, 0, SF_PROC_KIND_DOORBELL, NULL, 0);
             if (rc != 0)
                 break;
             continue;

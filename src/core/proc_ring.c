@@ -221,6 +221,12 @@ int sf__ring_announce_sleep(sf__ring *r)
     return 0;
 }
 
+int sf__ring_empty(sf__ring *r)
+{
+    return atomic_load_explicit(&r->head, memory_order_acquire) ==
+           atomic_load_explicit(&r->tail, memory_order_relaxed);
+}
+
 void sf__ring_woke(sf__ring *r) { atomic_store(&r->reader_asleep, 0); }
 
 void sf__ring_cancel_below(sf__ring *r, uint64_t id)

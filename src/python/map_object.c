@@ -20,8 +20,9 @@
 
 #define WAIT_SLICE_NS 50000000 /* how often a sleeping next() checks signals */
 
-/* process pools: adaptive batches aim at this much work per message */
-#define PROCESS_BATCH_NS 2000000
+/* process pools: adaptive batches aim at this much work per message (a
+ * message round trip leaves the worker idle for a moment) */
+#define PROCESS_BATCH_NS 5000000
 #define PROCESS_MAX_BATCH 4096
 
 typedef struct SfMapIterObject {
@@ -112,7 +113,7 @@ PyObject *sf_map_iter_new(SfPoolObject *pool, const sf_map_request *rq)
                               .unordered = rq->unordered};
     const sf_map_ops *ops = &python_map_ops;
     if (pool->hooks->proc) {
-        /* a message per batch: aim for batches of ~2 ms, but keep at least
+        /* a message per batch: aim for batches of ~5 ms, but keep at least
          * two batches per worker inside the window so none waits */
         ops = &process_map_ops;
         options.batch = rq->chunksize;
