@@ -141,6 +141,14 @@ typedef struct sf_map_ops {
 int sf_batch_size(const sf_batch *batch);
 void **sf_batch_values(sf_batch *batch);
 int sf_batch_done(sf_batch *batch, int index, int failed);
+/* Claim more ready items into the batch, sized like a fresh claim from the
+ * item cost measured so far, at most max (fewer if the batch is full, the
+ * map was cancelled, or few are ready): they get the indices [old size,
+ * new size).  Returns how many were added.  Lets a batch op keep a
+ * pipeline full (e.g. send a process its next items before the current
+ * ones are answered). */
+int sf_batch_extend(sf_batch *batch, int max);
+int sf_batch_capacity(const sf_batch *batch);
 /* sf_batch_done for n items at once (one lock round trip). */
 int sf_batch_done_many(sf_batch *batch, const int *indices, const int *failed, int n);
 
@@ -300,6 +308,11 @@ typedef struct sf_proc_codec {
      * the engine calls before it waits and before it returns.  Same
      * return. */
     int (*flush)(void *ctx);
+    /* Optional: more items to run, asked for while the worker still has
+     * some queued (so it never waits for its next message): return how
+     * many, numbered *first .. *first + n - 1; 0 when there are none. */
+    int (*more)(void *ctx, int *first);
+    int capacity; /* positions more() may reach (>= count) */
 } sf_proc_codec;
 /* max_tasks: items a process runs before it is replaced (0: no limit). */
 int sf_proc_worker_create(sf_proc_worker **out, const sf_proc_worker_ops *ops,

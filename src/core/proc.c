@@ -429,9 +429,11 @@ int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handl
         if (size) {
             rc = handler(ctx, &server, &task);
             in.start += size;
-            /* the task is answered: wake the parent even if it is only
-             * polling now and then, it has the next task to send */
-            if (rc == 0 && server.ring)
+            /* the task is answered: unless the next one is already here,
+             * wake the parent even if it only polls now and then: it has
+             * the next task to send */
+            sf_proc_msg next;
+            if (rc == 0 && server.ring && !parse(&in, &next))
                 rc = send_now(&server, 0, SF_PROC_KIND_DOORBELL, NULL, 0);
             if (rc != 0)
                 break;

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,132 +112,200 @@ int sf_proc_worker_start(sf_proc_worker *w)
 
 int sf_proc_worker_pid(const sf_proc_worker *w) { return w->ch ? sf_proc_pid(w->ch) : -1; }
 
-/* Send positions sent[0..m) as one message and collect their replies.  On a
- * death, the unstarted ones go back to the front of pending.  Returns 1 once
- * the work was cancelled. */
-static int run_message(sf_proc_worker *w, const sf_proc_codec *codec, const int *sent, int m,
-                       const void *data, uint32_t len, int64_t timeout_ns, int *pending,
-                       int *npending, unsigned char *answered)
-{
-    uint64_t base = w->next_id;
-    int got = 0, timed_out = -1, cancelled = 0;
-    int64_t progress = timeout_ns > 0 ? sf_now_ns() : 0;
-    sf_proc_msg msg;
+/* The state of one run: items not yet sent (pending, in order) and items
+ * sent and in flight (ids flight_base + k, in the order the worker runs
+ * them).  Capacity: every position the codec may ever hand us. */
+typedef struct run_state {
+    const sf_proc_codec *codec;
+    int *pending, npending;
+    int *flight; /* positions by id - flight_base */
+    unsigned char *answered;
+    int nflight, unanswered, first_unanswered;
+    uint64_t flight_base;
+    int last_message; /* items in the last message sent */
+    int cancelled, timed_out;
+    int64_t progress; /* when the first unanswered item started (timeouts) */
+} run_state;
 
+static void note_cancel(sf_proc_worker *w, run_state *r)
+{
+    if (!r->cancelled) {
+        r->cancelled = 1;
+        sf_proc_cancel_below(w->ch, w->next_id); /* what was sent is skipped */
+    }
+}
+
+/* Send pending items as one message (at most the worker's quota). */
+static void send_some(sf_proc_worker *w, run_state *r, int64_t timeout_ns)
+{
+    const sf_proc_codec *codec = r->codec;
+    int m = r->npending;
+    if (w->max_tasks && (unsigned)m > w->max_tasks - w->tasks_done)
+        m = (int)(w->max_tasks - w->tasks_done);
+    if (r->nflight == 0) {
+        r->flight_base = w->next_id;
+        r->first_unanswered = 0;
+    }
+    int *sent = r->flight + r->nflight;
+    memcpy(sent, r->pending, (size_t)m * sizeof *sent);
+    r->npending -= m;
+    memmove(r->pending, r->pending + m, (size_t)r->npending * sizeof *r->pending);
+    const void *data = NULL;
+    uint32_t len = 0;
+    /* encode may finish items itself (e.g. an argument that cannot be
+     * serialized) and drop them from sent */
+    if (codec->encode(codec->ctx, sent, &m, &data, &len) != 0)
+        r->cancelled = 1;
+    if (m == 0)
+        return;
+    memset(r->answered + r->nflight, 0, (size_t)m);
+    if (r->unanswered == 0 && timeout_ns > 0)
+        r->progress = sf_now_ns(); /* the worker was idle: the first starts now */
+    sf_proc_send(w->ch, w->next_id, (uint32_t)m, data, len); /* kind: item count */
     w->next_id += (uint64_t)m;
     w->tasks_done += (unsigned)m;
-    memset(answered, 0, (size_t)m);
-    int rc = sf_proc_send(w->ch, base, (uint32_t)m, data, len); /* kind: item count */
-    while (rc == 0 && got < m) {
-        int64_t deadline = timeout_ns > 0 && timed_out < 0 ? progress + timeout_ns : -1;
-        /* a reply already here costs no lock hand-off; before waiting,
-         * what was taken so far is published in one go */
-        rc = sf_proc_recv_ready(w->ch, &msg);
-        if (rc == -EAGAIN) {
-            if (codec->flush && codec->flush(codec->ctx) && !cancelled) {
-                cancelled = 1;
-                sf_proc_cancel_below(w->ch, base + (uint64_t)m);
-            }
-            rc = recv_unlocked(w, &msg, deadline);
-        }
-        if (rc == -EINTR) {
-            rc = 0;
-        } else if (rc == -ETIMEDOUT) {
-            /* the first unanswered item has run for timeout_ns: stop it */
-            for (timed_out = 0; answered[timed_out]; timed_out++)
-                ;
-            sf_proc_kill(w->ch, SIGKILL);
-            rc = 0;
-        } else if (rc == 0 && msg.id >= base && msg.id < base + (uint64_t)m &&
-                   !answered[msg.id - base]) {
-            int k = (int)(msg.id - base);
-            answered[k] = 1;
-            got++;
-            if (timeout_ns > 0) /* the clock costs more than a trivial item */
-                progress = sf_now_ns();
-            if (msg.kind != SF_PROC_KIND_SKIPPED && codec->reply(codec->ctx, sent[k], &msg) &&
-                !cancelled) {
-                cancelled = 1;
-                sf_proc_cancel_below(w->ch, base + (uint64_t)m);
-            }
-        }
-    }
-    if (codec->flush && codec->flush(codec->ctx))
-        cancelled = 1;
-    if (got == m)
-        return cancelled;
+    r->nflight += m;
+    r->unanswered += m;
+    r->last_message = m;
+}
 
-    /* the worker is gone: the first unanswered item was running */
-    int status = bury(w);
-    int k = 0;
-    while (answered[k])
-        k++;
-    if (codec->lost(codec->ctx, sent[k], k == timed_out ? SF_PROC_TIMED_OUT : SF_PROC_CRASHED,
-                    status))
-        cancelled = 1;
+/* The worker died (or was killed for a timeout): the first unanswered item
+ * was running and is lost; the ones after it never started and go back to
+ * the front of pending. */
+static void worker_died(sf_proc_worker *w, run_state *r)
+{
+    const sf_proc_codec *codec = r->codec;
     if (codec->flush && codec->flush(codec->ctx))
-        cancelled = 1;
-    if (cancelled)
-        return 1; /* the rest stays unanswered: the embedder counts it cancelled */
-    int back = 0;
-    for (int j = k + 1; j < m; j++)
-        back += !answered[j];
-    memmove(pending + back, pending, (size_t)*npending * sizeof *pending);
-    for (int j = k + 1, i = 0; j < m; j++)
-        if (!answered[j])
-            pending[i++] = sent[j];
-    *npending += back;
-    return 0;
+        r->cancelled = 1;
+    int status = bury(w);
+    int k = r->first_unanswered;
+    while (r->answered[k])
+        k++;
+    if (codec->lost(codec->ctx, r->flight[k], k == r->timed_out ? SF_PROC_TIMED_OUT
+                                                                : SF_PROC_CRASHED,
+                    status))
+        r->cancelled = 1;
+    if (codec->flush && codec->flush(codec->ctx))
+        r->cancelled = 1;
+    if (!r->cancelled) { /* else the rest stays unanswered: the embedder's to cancel */
+        int back = 0;
+        for (int j = k + 1; j < r->nflight; j++)
+            back += !r->answered[j];
+        memmove(r->pending + back, r->pending, (size_t)r->npending * sizeof *r->pending);
+        for (int j = k + 1, i = 0; j < r->nflight; j++)
+            if (!r->answered[j])
+                r->pending[i++] = r->flight[j];
+        r->npending += back;
+    }
+    r->nflight = r->unanswered = 0;
+    r->timed_out = -1;
+}
+
+/* Wait for one reply (or the death) and account for it. */
+static void take_reply(sf_proc_worker *w, run_state *r, int64_t timeout_ns)
+{
+    const sf_proc_codec *codec = r->codec;
+    sf_proc_msg msg;
+    int64_t deadline = timeout_ns > 0 && r->timed_out < 0 ? r->progress + timeout_ns : -1;
+    /* a reply already here costs no lock hand-off; before waiting, what was
+     * taken so far is published in one go */
+    int rc = sf_proc_recv_ready(w->ch, &msg);
+    if (rc == -EAGAIN) {
+        if (codec->flush && codec->flush(codec->ctx))
+            note_cancel(w, r);
+        rc = recv_unlocked(w, &msg, deadline);
+    }
+    if (rc == -EINTR)
+        return;
+    if (rc == -ETIMEDOUT) {
+        /* the first unanswered item has run for timeout_ns: stop it */
+        int k = r->first_unanswered;
+        while (r->answered[k])
+            k++;
+        r->timed_out = k;
+        sf_proc_kill(w->ch, SIGKILL);
+        return;
+    }
+    if (rc != 0) {
+        worker_died(w, r);
+        return;
+    }
+    if (msg.id < r->flight_base || msg.id >= r->flight_base + (uint64_t)r->nflight ||
+        r->answered[msg.id - r->flight_base])
+        return; /* not ours (a READY, a stale reply) */
+    int k = (int)(msg.id - r->flight_base);
+    r->answered[k] = 1;
+    r->unanswered--;
+    while (r->first_unanswered < r->nflight && r->answered[r->first_unanswered])
+        r->first_unanswered++;
+    if (timeout_ns > 0) /* the clock costs more than a trivial item */
+        r->progress = sf_now_ns();
+    if (msg.kind != SF_PROC_KIND_SKIPPED && codec->reply(codec->ctx, r->flight[k], &msg))
+        note_cancel(w, r);
+    if (r->unanswered == 0)
+        r->nflight = 0;
 }
 
 int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t timeout_ns)
 {
-    int count = codec->count, npending = count, rc = 0, cancelled = 0;
-    int *pending = malloc((size_t)count * sizeof *pending);
-    int *sent = malloc((size_t)count * sizeof *sent);
-    unsigned char *answered = malloc((size_t)count);
-    if (!pending || !sent || !answered) {
-        free(pending);
-        free(sent);
-        free(answered);
+    int cap = codec->capacity > codec->count ? codec->capacity : codec->count, rc = 0;
+    run_state r = {.codec = codec, .npending = codec->count, .timed_out = -1};
+    r.pending = malloc((size_t)cap * sizeof *r.pending);
+    r.flight = malloc((size_t)cap * sizeof *r.flight);
+    r.answered = malloc((size_t)cap);
+    if (!r.pending || !r.flight || !r.answered) {
+        free(r.pending);
+        free(r.flight);
+        free(r.answered);
         return -ENOMEM;
     }
-    for (int i = 0; i < count; i++)
-        pending[i] = i;
+    for (int i = 0; i < codec->count; i++)
+        r.pending[i] = i;
 
-    while (npending > 0 && !cancelled) {
-        if (!w->ch && sf_proc_worker_start(w) != 0) {
-            /* no process can be had: nothing pending will run */
-            for (int i = 0; i < npending; i++)
-                codec->lost(codec->ctx, pending[i], SF_PROC_UNAVAILABLE, 0);
-            if (codec->flush)
-                codec->flush(codec->ctx);
-            rc = -EPIPE;
-            break;
+    int ask_below = INT_MAX; /* ask codec->more only while unanswered is below */
+    for (;;) {
+        /* keep the worker's queue from running dry: the next message goes
+         * out while half of the last one is still unanswered */
+        int low_water = r.unanswered <= r.last_message / 2;
+        if (!r.cancelled && r.npending == 0 && low_water && codec->more &&
+            r.unanswered < ask_below) {
+            int first = 0, added = codec->more(codec->ctx, &first);
+            for (int i = 0; i < added; i++)
+                r.pending[r.npending++] = first + i;
+            /* none ready: ask again only once half of what runs is done
+             * (asking costs the embedder a lock), never once idle */
+            ask_below = added ? INT_MAX : r.unanswered / 2;
         }
-        int m = npending;
-        if (w->max_tasks && (unsigned)m > w->max_tasks - w->tasks_done)
-            m = (int)(w->max_tasks - w->tasks_done);
-        memcpy(sent, pending, (size_t)m * sizeof *sent);
-        npending -= m;
-        memmove(pending, pending + m, (size_t)npending * sizeof *pending);
-        const void *data = NULL;
-        uint32_t len = 0;
-        /* encode may finish items itself (e.g. an argument that cannot be
-         * serialized) and drop them from sent */
-        if (codec->encode(codec->ctx, sent, &m, &data, &len) != 0) {
-            cancelled = 1;
-            break;
+        if (!r.cancelled && r.npending > 0 && low_water) {
+            if (w->ch && w->max_tasks && w->tasks_done >= w->max_tasks) {
+                if (r.unanswered == 0)
+                    retire(w); /* recycled: the next message starts another */
+                else
+                    take_reply(w, &r, timeout_ns);
+                continue;
+            }
+            if (!w->ch && sf_proc_worker_start(w) != 0) {
+                /* no process can be had: nothing pending will run */
+                for (int i = 0; i < r.npending; i++)
+                    codec->lost(codec->ctx, r.pending[i], SF_PROC_UNAVAILABLE, 0);
+                r.npending = 0;
+                rc = -EPIPE;
+                break;
+            }
+            send_some(w, &r, timeout_ns);
+            continue;
         }
-        if (m > 0)
-            cancelled = run_message(w, codec, sent, m, data, len, timeout_ns, pending, &npending,
-                                    answered);
-        if (w->ch && w->max_tasks && w->tasks_done >= w->max_tasks)
-            retire(w);
+        if (r.unanswered == 0 && (r.npending == 0 || r.cancelled))
+            break;
+        take_reply(w, &r, timeout_ns);
     }
-    free(pending);
-    free(sent);
-    free(answered);
+    if (codec->flush)
+        codec->flush(codec->ctx);
+    if (w->ch && w->max_tasks && w->tasks_done >= w->max_tasks)
+        retire(w);
+    free(r.pending);
+    free(r.flight);
+    free(r.answered);
     return rc;
 }
 

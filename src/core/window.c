@@ -42,6 +42,7 @@
 #include "internal.h"
 
 #define DEFAULT_MAX_BATCH 128
+#define BATCH_EXTENSIONS 4        /* a work_batch batch may grow to this many claims */
 #define ROUNDS_PER_JOB 16         /* batches before a work job yields its worker */
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define UNBOUNDED_START 64
@@ -118,6 +119,7 @@ struct sf_map {
     double item_ns; /* moving average of one item's work */
     int fixed_batch; /* options.batch: claim exactly this many (fewer at the end) */
     int max_batch;
+    int batch_cap;   /* a batch's room, extensions included */
     double batch_ns;
 };
 
@@ -418,14 +420,45 @@ static void publish(sf_map *m, const uint32_t *idx, void *const *values, const i
 
 struct sf_batch {
     sf_map *map;
-    const uint32_t *idx;
+    uint32_t *idx;
     void **values;
     int *failed;
     unsigned char *done;
-    int n;
+    int n, cap;
+    int64_t started; /* when the batch op was called */
+    int finished;    /* items marked done so far */
 };
 
 int sf_batch_size(const sf_batch *batch) { return batch->n; }
+int sf_batch_capacity(const sf_batch *batch) { return batch->cap; }
+
+int sf_batch_extend(sf_batch *b, int max)
+{
+    sf_map *m = b->map;
+    int added = 0;
+    /* what this batch has shown of the item cost so far sizes the claim */
+    double per_item = b->finished ? (double)(sf_now_ns() - b->started) / b->finished : 0;
+    sf__lock(&m->mu);
+    if (per_item > 0)
+        m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
+    if (!m->cancelled && !sf_pool_broken(m->pool)) {
+        int want = batch_size(m);
+        if (want > max)
+            want = max;
+        if (want > b->cap - b->n)
+            want = b->cap - b->n;
+        for (; added < want && m->ready.len; added++) {
+            int i = b->n + added;
+            b->idx[i] = ring_pop(m, &m->ready);
+            b->values[i] = m->slots[b->idx[i]].value;
+            b->done[i] = 0;
+            m->slots[b->idx[i]].state = SLOT_RUNNING;
+        }
+        b->n += added;
+    }
+    sf__unlock(&m->mu);
+    return added;
+}
 void **sf_batch_values(sf_batch *batch) { return batch->values; }
 
 int sf_batch_done_many(sf_batch *b, const int *indices, const int *failed, int n)
@@ -440,6 +473,7 @@ int sf_batch_done_many(sf_batch *b, const int *indices, const int *failed, int n
         b->done[i] = 1;
         b->failed[i] = failed[k];
     }
+    b->finished += n;
     sf__lock(&m->mu);
     for (int k = 0; k < n; k++)
         publish(m, b->idx, b->values, b->failed, indices[k], indices[k] + 1, &t);
@@ -471,14 +505,15 @@ static void work_each(void *ctx, sf_batch *batch)
 static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
 {
     int retired = 0;
-    const uint32_t *idx = wj->idx;
+    uint32_t *idx = wj->idx;
     void **values = wj->values;
     unsigned char *done = wj->done;
-    sf_batch batch = {m, idx, values, wj->failed, done, n};
+    sf_batch batch = {m, idx, values, wj->failed, done, n, m->batch_cap, 0, 0};
     memset(done, 0, (size_t)n);
     sf__unlock(&m->mu);
-    int64_t started = sf_now_ns();
+    int64_t started = batch.started = sf_now_ns();
     (m->ops.work_batch ? m->ops.work_batch : work_each)(m->ctx, &batch);
+    n = batch.n; /* sf_batch_extend may have added items */
     double per_item = (double)(sf_now_ns() - started) / n;
     sf__lock(&m->mu);
     m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
@@ -654,8 +689,11 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     for (i = 0; i < m->cap; i++)
         m->free_stack[i] = (uint32_t)(m->cap - 1 - i); /* pop gives slot 0 first */
     m->nfree = m->cap;
+    /* a batch op may extend its batch (sf_batch_extend) to keep a pipeline
+     * full; a few batches' worth, so a job still yields now and then */
+    m->batch_cap = m->max_batch * (ops->work_batch ? BATCH_EXTENSIONS : 1);
     for (j = 0; j < m->max_jobs; j++) {
-        size_t b = (size_t)m->max_batch;
+        size_t b = (size_t)m->batch_cap;
         m->jobs[j].idx = malloc(b * sizeof *m->jobs[j].idx);
         m->jobs[j].values = malloc(b * sizeof *m->jobs[j].values);
         m->jobs[j].failed = malloc(b * sizeof *m->jobs[j].failed);

@@ -13,6 +13,7 @@
  * runs with the GIL held; the engine releases it while it waits.
  */
 #include <errno.h>
+#include <limits.h>
 
 #include "binding.h"
 
@@ -202,11 +203,21 @@ static int map_lost(void *raw, int pos, enum sf_proc_lost why, int status)
     return map_finish(c, pos, lost_exception(c->map->hooks, why, status, c->map->task_timeout), 1);
 }
 
+/* The worker is about to run dry: claim the next ready items into this
+ * batch, so they are sent before the current ones are all answered. */
+static int map_more(void *raw, int *first)
+{
+    map_codec *c = raw;
+    *first = sf_batch_size(c->batch);
+    return sf_batch_extend(c->batch, INT_MAX);
+}
+
 void sf_proc_map_work_batch(void *ctx, sf_batch *batch)
 {
     map_ctx *map = ctx;
     map_codec c = {.map = map, .batch = batch};
-    sf_proc_codec codec = {&c, sf_batch_size(batch), map_encode, map_reply, map_lost, map_flush};
+    sf_proc_codec codec = {&c,        sf_batch_size(batch), map_encode, map_reply, map_lost,
+                           map_flush, map_more,             sf_batch_capacity(batch)};
     sf_proc_worker *worker = sf_current_proc_worker();
     if (!worker || sf_proc_worker_run(worker, &codec, map->task_timeout_ns) == -EPIPE)
         sf_pool_break(map->pool); /* no worker process can be had any more */
@@ -267,7 +278,7 @@ void sf_proc_run_submitted(sf_hook_ctx *hooks, sf_pool *pool, PyObject *future, 
                            PyObject *args, PyObject *kwargs, double task_timeout)
 {
     submit_codec c = {future, fn, args, kwargs, NULL, hooks, task_timeout};
-    sf_proc_codec codec = {&c, 1, submit_encode, submit_reply, submit_lost, NULL};
+    sf_proc_codec codec = {&c, 1, submit_encode, submit_reply, submit_lost, NULL, NULL, 1};
     sf_proc_worker *worker = sf_current_proc_worker();
     int64_t timeout_ns = task_timeout > 0 ? (int64_t)(task_timeout * 1e9) : 0;
     if (!worker || sf_proc_worker_run(worker, &codec, timeout_ns) == -EPIPE)

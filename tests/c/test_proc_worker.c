@@ -31,6 +31,7 @@ typedef struct harness {
     char answer[MAX_ITEMS][16];
     int cancel_at;           /* reply() says "cancelled" at this position */
     int flushes;
+    int extra, extra_given;  /* items more() hands out after the first count */
 } harness;
 
 /* Worker side: a task is NUL-separated items; item k has id task.id + k. */
@@ -161,6 +162,16 @@ static int lost(void *ctx, int pos, enum sf_proc_lost why, int status)
     return 0;
 }
 
+/* Hand out the extra items, a few at a time, as the runner asks. */
+static int more(void *ctx, int *first)
+{
+    harness *h = ctx;
+    int n = h->extra - h->extra_given < 7 ? h->extra - h->extra_given : 7;
+    *first = h->count + h->extra_given;
+    h->extra_given += n;
+    return n;
+}
+
 static int flush(void *ctx)
 {
     harness *h = ctx;
@@ -203,7 +214,7 @@ static sf_proc_worker *worker_for(harness *h, unsigned max_tasks)
 
 static int run(sf_proc_worker *w, harness *h, int64_t timeout_ns)
 {
-    sf_proc_codec codec = {h, h->count, encode, reply, lost, flush};
+    sf_proc_codec codec = {h, h->count, encode, reply, lost, flush, more, h->count + h->extra};
     return sf_proc_worker_run(w, &codec, timeout_ns);
 }
 
@@ -272,6 +283,27 @@ TEST(worker_timeout_kills_and_replaces_and_the_rest_runs)
         CHECK_EQ(h->lost[i], i == 3 ? SF_PROC_TIMED_OUT : 0);
     }
     CHECK_EQ(h->lost_status[3], -SIGKILL);
+    CHECK_EQ(h->spawned, 2);
+    sf_proc_worker_destroy(w);
+    CHECK_EQ(h->reaped, 2);
+    harness_free(h);
+}
+
+TEST(worker_asks_for_more_and_runs_it_in_the_same_process)
+{
+    harness *h = harness_new();
+    sf_proc_worker *w = worker_for(h, 0);
+    set_items(h, 10, "ok");
+    h->extra = 30;
+    for (int i = 10; i < 40; i++)
+        h->items[i] = "ok";
+    h->items[25] = "crash"; /* in an extension: still only its own item */
+    CHECK_EQ(run(w, h, 0), 0);
+    CHECK_EQ(h->extra_given, 30);
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(h->replies[i], i == 25 ? 0 : 1);
+        CHECK_EQ(h->lost[i], i == 25 ? SF_PROC_CRASHED : 0);
+    }
     CHECK_EQ(h->spawned, 2);
     sf_proc_worker_destroy(w);
     CHECK_EQ(h->reaped, 2);
