@@ -22,6 +22,12 @@
  * through the pipe (proc.c decides).  A full ring makes the worker wait on
  * a process-shared futex that the reader bumps after consuming.
  *
+ * Each side keeps its own position privately and tells the other lazily:
+ * the worker re-reads the reader's tail only when the ring looks full, and
+ * the reader publishes its tail after an eighth of the ring, when it finds
+ * the ring empty and before it sleeps, so per record neither touches a
+ * cache line the other writes.
+ *
  * Invariants: tail <= head <= tail + size; head and tail are multiples of
  * 16; only the worker writes head and data, only the reader writes tail.
  * `cancel_below` only grows; the worker skips items whose id is below it.
@@ -31,6 +37,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -43,22 +50,36 @@
 #define KIND_PAD 0xfffffff0u
 #define SPACE_WAIT_NS 100000000 /* a worker waiting for space checks its parent this often */
 
-struct sf__ring {
+/* The shared part.  Each field written by one side sits on its own cache
+ * line, so the other side's reads do not bounce the writer's line. */
+typedef struct ring_shared {
     _Atomic uint64_t head; /* worker: bytes published */
     char pad_head[56];
-    _Atomic uint64_t tail; /* parent: bytes consumed */
-    _Atomic uint32_t reader_asleep;
+    _Atomic uint64_t tail; /* parent: bytes consumed (published lazily) */
+    char pad_tail[56];
+    _Atomic uint32_t reader_asleep; /* parent sets, worker clears */
+    char pad_asleep[60];
     _Atomic uint32_t writer_waiting;
     _Atomic uint32_t space_futex; /* bumped when space was freed for a waiting writer */
-    uint32_t pad_u32;
+    char pad_waiting[56];
     _Atomic uint64_t cancel_below;
-    char pad_tail[32];
+    char pad_cancel[56];
     uint64_t size; /* bytes of data, a power of two */
     char pad_size[56];
     char data[];
+} ring_shared;
+
+/* One side's handle: the mapping and what that side keeps to itself. */
+struct sf__ring {
+    ring_shared *s;
+    uint64_t size;
+    uint64_t head;           /* writer: next byte to write */
+    uint64_t tail_seen;      /* writer: the reader's tail when last read */
+    uint64_t tail;           /* reader: next byte to read */
+    uint64_t tail_published; /* reader: what the writer has been told */
 };
 
-#define HEADER_BYTES ((size_t)offsetof(struct sf__ring, data))
+#define HEADER_BYTES ((size_t)offsetof(ring_shared, data))
 
 static size_t record_bytes(uint32_t len) { return RECORD_HEADER + (((size_t)len + 15) & ~(size_t)15); }
 
@@ -75,7 +96,7 @@ int sf_proc_ring_create(size_t bytes)
         close(fd);
         return rc;
     }
-    sf__ring *r = mmap(NULL, HEADER_BYTES + size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ring_shared *r = mmap(NULL, HEADER_BYTES + size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (r == MAP_FAILED) {
         int rc = -errno;
         close(fd);
@@ -88,21 +109,33 @@ int sf_proc_ring_create(size_t bytes)
 
 sf__ring *sf__ring_map(int fd)
 {
-    sf__ring *r = mmap(NULL, HEADER_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-    if (r == MAP_FAILED)
+    ring_shared *s = mmap(NULL, HEADER_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+    if (s == MAP_FAILED)
         return NULL;
-    uint64_t size = r->size;
-    munmap(r, HEADER_BYTES);
+    uint64_t size = s->size;
+    munmap(s, HEADER_BYTES);
     if (size < 4096 || (size & (size - 1)))
         return NULL;
-    r = mmap(NULL, HEADER_BYTES + size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    return r == MAP_FAILED ? NULL : r;
+    sf__ring *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->s = mmap(NULL, HEADER_BYTES + size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (r->s == MAP_FAILED) {
+        free(r);
+        return NULL;
+    }
+    r->size = size;
+    r->head = atomic_load(&r->s->head);
+    r->tail = r->tail_published = r->tail_seen = atomic_load(&r->s->tail);
+    return r;
 }
 
 void sf__ring_unmap(sf__ring *r)
 {
-    if (r)
-        munmap(r, HEADER_BYTES + r->size);
+    if (!r)
+        return;
+    munmap(r->s, HEADER_BYTES + r->size);
+    free(r);
 }
 
 size_t sf__ring_max_payload(const sf__ring *r) { return (size_t)r->size / 4 - RECORD_HEADER; }
@@ -121,17 +154,19 @@ static int parent_gone(int task_fd)
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN);
 }
 
-static int wait_for_space(sf__ring *r, uint64_t head, size_t need, int task_fd)
+static int wait_for_space(sf__ring *r, size_t need, int task_fd)
 {
+    ring_shared *s = r->s;
     for (;;) {
-        uint32_t seen = atomic_load(&r->space_futex);
-        atomic_store(&r->writer_waiting, 1);
-        if (head + need - atomic_load(&r->tail) <= r->size) {
-            atomic_store(&r->writer_waiting, 0);
+        uint32_t seen = atomic_load(&s->space_futex);
+        atomic_store(&s->writer_waiting, 1);
+        r->tail_seen = atomic_load(&s->tail);
+        if (r->head + need - r->tail_seen <= r->size) {
+            atomic_store(&s->writer_waiting, 0);
             return 0;
         }
         struct timespec wait = {0, SPACE_WAIT_NS};
-        syscall(SYS_futex, (uint32_t *)&r->space_futex, FUTEX_WAIT, seen, &wait, NULL, 0);
+        syscall(SYS_futex, (uint32_t *)&s->space_futex, FUTEX_WAIT, seen, &wait, NULL, 0);
         if (task_fd >= 0 && parent_gone(task_fd))
             return -EPIPE;
     }
@@ -140,56 +175,80 @@ static int wait_for_space(sf__ring *r, uint64_t head, size_t need, int task_fd)
 int sf__ring_put(sf__ring *r, uint64_t id, uint32_t kind, const void *data, uint32_t len,
                  int task_fd)
 {
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    ring_shared *s = r->s;
     size_t need = record_bytes(len);
-    size_t offset = (size_t)(head & (r->size - 1));
+    size_t offset = (size_t)(r->head & (r->size - 1));
     size_t to_end = (size_t)r->size - offset;
     size_t total = need + (to_end < need ? to_end : 0);
 
-    if (head + total - atomic_load_explicit(&r->tail, memory_order_acquire) > r->size) {
-        int rc = wait_for_space(r, head, total, task_fd);
-        if (rc != 0)
-            return rc;
+    /* the reader's tail is read only when the last one seen leaves no room */
+    if (r->head + total - r->tail_seen > r->size) {
+        r->tail_seen = atomic_load_explicit(&s->tail, memory_order_acquire);
+        if (r->head + total - r->tail_seen > r->size) {
+            int rc = wait_for_space(r, total, task_fd);
+            if (rc != 0)
+                return rc;
+        }
     }
     if (to_end < need) { /* records never wrap: pad to the end */
         uint32_t pad = (uint32_t)(to_end - RECORD_HEADER), pad_kind = KIND_PAD;
-        memcpy(r->data + offset, &pad, 4);
-        memcpy(r->data + offset + 4, &pad_kind, 4);
-        head += to_end;
+        memcpy(s->data + offset, &pad, 4);
+        memcpy(s->data + offset + 4, &pad_kind, 4);
+        r->head += to_end;
         offset = 0;
     }
-    char *p = r->data + offset;
+    char *p = s->data + offset;
     memcpy(p, &len, 4);
     memcpy(p + 4, &kind, 4);
     memcpy(p + 8, &id, 8);
     if (len)
         memcpy(p + RECORD_HEADER, data, len);
-    atomic_store(&r->head, head + need); /* seq_cst: see DESIGN */
-    if (atomic_load(&r->reader_asleep) && atomic_exchange(&r->reader_asleep, 0))
+    r->head += need;
+    atomic_store(&s->head, r->head); /* seq_cst: see DESIGN */
+    if (atomic_load(&s->reader_asleep) && atomic_exchange(&s->reader_asleep, 0))
         return 1; /* the caller rings the doorbell */
     return 0;
 }
 
 int sf__ring_skip(const sf__ring *r, uint64_t id)
 {
-    return id < atomic_load_explicit(&((sf__ring *)r)->cancel_below, memory_order_relaxed);
+    return id < atomic_load_explicit(&r->s->cancel_below, memory_order_relaxed);
 }
 
 /* ---- reader (parent) ----------------------------------------------------- */
 
+/* Tell the writer how far we have read (and wake it if it waits for room).
+ * Done lazily: when a good part of the ring was read, and always before
+ * the reader sleeps or finds the ring empty, so a writer never waits for
+ * space that is free. */
+static void publish_tail(sf__ring *r)
+{
+    ring_shared *s = r->s;
+    if (r->tail == r->tail_published)
+        return;
+    r->tail_published = r->tail;
+    atomic_store(&s->tail, r->tail);
+    if (atomic_load(&s->writer_waiting)) {
+        atomic_store(&s->writer_waiting, 0);
+        atomic_fetch_add(&s->space_futex, 1);
+        futex_wake_shared(&s->space_futex);
+    }
+}
+
 int sf__ring_peek(sf__ring *r, sf_proc_msg *msg)
 {
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    ring_shared *s = r->s;
     for (;;) {
-        if (tail == atomic_load_explicit(&r->head, memory_order_acquire))
+        if (r->tail == atomic_load_explicit(&s->head, memory_order_acquire)) {
+            publish_tail(r);
             return 0;
-        const char *p = r->data + (tail & (r->size - 1));
+        }
+        const char *p = s->data + (r->tail & (r->size - 1));
         uint32_t len, kind;
         memcpy(&len, p, 4);
         memcpy(&kind, p + 4, 4);
         if (kind == KIND_PAD) {
-            tail += record_bytes(len);
-            atomic_store_explicit(&r->tail, tail, memory_order_release);
+            r->tail += record_bytes(len);
             continue;
         }
         memcpy(&msg->id, p + 8, 8);
@@ -202,20 +261,18 @@ int sf__ring_peek(sf__ring *r, sf_proc_msg *msg)
 
 void sf__ring_consume(sf__ring *r, const sf_proc_msg *msg)
 {
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    atomic_store(&r->tail, tail + record_bytes(msg->len));
-    if (atomic_load(&r->writer_waiting)) {
-        atomic_store(&r->writer_waiting, 0);
-        atomic_fetch_add(&r->space_futex, 1);
-        futex_wake_shared(&r->space_futex);
-    }
+    r->tail += record_bytes(msg->len);
+    if (r->tail - r->tail_published >= r->size / 8)
+        publish_tail(r);
 }
 
 int sf__ring_announce_sleep(sf__ring *r)
 {
-    atomic_store(&r->reader_asleep, 1);
-    if (atomic_load(&r->head) != atomic_load_explicit(&r->tail, memory_order_relaxed)) {
-        atomic_store(&r->reader_asleep, 0);
+    ring_shared *s = r->s;
+    publish_tail(r);
+    atomic_store(&s->reader_asleep, 1);
+    if (atomic_load(&s->head) != r->tail) {
+        atomic_store(&s->reader_asleep, 0);
         return 1; /* a record came meanwhile: do not sleep */
     }
     return 0;
@@ -223,15 +280,15 @@ int sf__ring_announce_sleep(sf__ring *r)
 
 int sf__ring_empty(sf__ring *r)
 {
-    return atomic_load_explicit(&r->head, memory_order_acquire) ==
-           atomic_load_explicit(&r->tail, memory_order_relaxed);
+    return atomic_load_explicit(&r->s->head, memory_order_acquire) == r->tail;
 }
 
-void sf__ring_woke(sf__ring *r) { atomic_store(&r->reader_asleep, 0); }
+void sf__ring_woke(sf__ring *r) { atomic_store(&r->s->reader_asleep, 0); }
 
 void sf__ring_cancel_below(sf__ring *r, uint64_t id)
 {
-    uint64_t old = atomic_load(&r->cancel_below);
-    while (old < id && !atomic_compare_exchange_weak(&r->cancel_below, &old, id))
+    ring_shared *s = r->s;
+    uint64_t old = atomic_load(&s->cancel_below);
+    while (old < id && !atomic_compare_exchange_weak(&s->cancel_below, &old, id))
         ;
 }
