@@ -11,13 +11,16 @@ from concurrent.futures import (
     TimeoutError as TimeoutError,
     wait as wait,
 )
+from concurrent.futures.process import BrokenProcessPool as BrokenProcessPool
 from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
+from multiprocessing.context import BaseContext
 from typing import Any, ParamSpec, TypeVar
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
 DEFAULT_BUFFERSIZE_PER_WORKER: int
+DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER: int
 __version__: str
 
 class MapIterator(Iterator[_T]):
@@ -45,6 +48,38 @@ class ThreadPoolExecutor(Executor):
         unordered: bool = False,
     ) -> MapIterator[_T]: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+class WorkerCrashedError(BrokenProcessPool):
+    exitcode: int | None
+    def __init__(self, message: str, exitcode: int | None = None) -> None: ...
+
+class ProcessPoolExecutor(Executor):
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: BaseContext | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
+    ) -> None: ...
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
+    def submit_with_timeout(
+        self, task_timeout: float, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> Future[_T]: ...
+    def map(
+        self,
+        fn: Callable[..., _T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = ...,
+        unordered: bool = False,
+        task_timeout: float | None = None,
+    ) -> MapIterator[_T]: ...
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+    def terminate_workers(self) -> None: ...
+    def kill_workers(self) -> None: ...
 
 def as_completed(
     fs: Iterable[Future[_T]], timeout: float | None = None, *, buffersize: int | None = None
