@@ -20,7 +20,7 @@ from multiprocessing import reduction
 from . import _engine, _remote
 from . import thread as _thread
 from ._remote import WorkerCrashedError
-from ._validate import check_buffersize
+from ._validate import map_arguments
 
 #: map()'s default window is this many items per worker process: batches
 #: of tiny tasks are then large enough to amortise a message, and two
@@ -215,13 +215,8 @@ class ProcessPoolExecutor(_base.Executor):
         if buffersize is _DEFAULT:
             per_worker = max(DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, 2 * (chunksize or 0))
             buffersize = per_worker * self._max_workers
-        else:
-            check_buffersize(buffersize)
-        if len(iterables) == 1:
-            iterator, star = iter(iterables[0]), False
-        else:
-            iterator, star = zip(*iterables), True
-        return self._pool.map(fn, iterator, star, buffersize or 0, bool(unordered), timeout,
+        iterator, star, window = map_arguments(iterables, buffersize)
+        return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
                               chunksize or 0, task_timeout)
 
     def shutdown(self, wait=True, *, cancel_futures=False):

@@ -10,7 +10,7 @@ import weakref
 from concurrent.futures import _base
 
 from . import _engine
-from ._validate import check_buffersize
+from ._validate import map_arguments
 
 #: map()'s default window is this many items per worker thread: enough to
 #: keep every worker busy while the consumer is briefly slow and to absorb
@@ -95,13 +95,8 @@ class ThreadPoolExecutor(_base.Executor):
         dropping it before it started lets every item run."""
         if buffersize is _DEFAULT:
             buffersize = DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers
-        else:
-            check_buffersize(buffersize)
-        if len(iterables) == 1:
-            iterator, star = iter(iterables[0]), False
-        else:
-            iterator, star = zip(*iterables), True
-        return self._pool.map(fn, iterator, star, buffersize or 0, bool(unordered), timeout)
+        iterator, star, window = map_arguments(iterables, buffersize)
+        return self._pool.map(fn, iterator, star, window, bool(unordered), timeout)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._pool.shutdown(wait, cancel_futures, False)
