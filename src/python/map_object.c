@@ -12,7 +12,9 @@
  * iterator cancels what has not started; collecting one that was never
  * started detaches it, so fire-and-forget `ex.map(f, xs)` still runs every
  * item.  It holds the Pool, so dropping the executor never truncates it,
- * and it keeps no reference to a result it has yielded.
+ * and it keeps no reference to a result it has yielded.  On a process pool
+ * the work stage is process_pool.c's batch op, with larger, time-sized
+ * batches (a message per batch) or the user's chunksize.
  */
 #include <errno.h>
 

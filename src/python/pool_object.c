@@ -9,8 +9,11 @@
  * runs in two steps: the engine's cancel/drop callbacks run with the GIL
  * held, then the join runs with the GIL released (workers need the GIL to
  * finish).  A Pool collected while its threads still work (fire-and-forget
- * maps) becomes a zombie that reap() joins at exit.  No engine lock is
- * held across any Python call here; all state is guarded by the GIL.
+ * maps) becomes a zombie that reap() joins at exit.  A Pool made with
+ * spawn/reap/lost_error is a process pool: its worker threads each own a
+ * worker process (threads.c) and its jobs run there (process_pool.c); its
+ * broken pool raises BrokenProcessPool with the stdlib's texts.  No engine
+ * lock is held across any Python call here; all state is guarded by the GIL.
  */
 #include <errno.h>
 
