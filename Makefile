@@ -74,6 +74,8 @@ test: c-test sanitize example py-test
 
 demo: ext
 	$(VPY) examples/seed000_demo.py
+	@echo
+	$(VPY) examples/seed004_demo.py
 
 bench: ext
 	$(VPY) bench/run_all.py
