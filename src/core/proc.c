@@ -220,7 +220,8 @@ static int read_available(sf_proc_channel *ch)
     }
 }
 
-int sf_proc_recv_ready(sf_proc_channel *ch, sf_proc_msg *msg)
+/* The message returned last is done with: let its bytes go. */
+static void release_last(sf_proc_channel *ch)
 {
     ch->in.start += ch->consume;
     ch->consume = 0;
@@ -228,42 +229,36 @@ int sf_proc_recv_ready(sf_proc_channel *ch, sf_proc_msg *msg)
         sf__ring_consume(ch->ring, &ch->ring_msg);
         ch->ring_pending = 0;
     }
+}
+
+/* A message that needs no I/O: a ring record first, else a whole message
+ * already read from the pipe (doorbells only woke us and are dropped). */
+static int take_buffered(sf_proc_channel *ch, sf_proc_msg *msg)
+{
     if (ch->ring && sf__ring_peek(ch->ring, msg)) {
         ch->ring_msg = *msg;
         ch->ring_pending = 1;
-        return 0;
+        return 1;
     }
-    size_t size = parse(&ch->in, msg);
-    if (size && msg->kind != SF_PROC_KIND_DOORBELL) {
-        ch->consume = size;
-        return 0;
-    }
-    return -EAGAIN;
+    size_t size;
+    while ((size = parse(&ch->in, msg)) && msg->kind == SF_PROC_KIND_DOORBELL)
+        ch->in.start += size;
+    ch->consume = size;
+    return size != 0;
+}
+
+int sf_proc_recv_ready(sf_proc_channel *ch, sf_proc_msg *msg)
+{
+    release_last(ch);
+    return take_buffered(ch, msg) ? 0 : -EAGAIN;
 }
 
 int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
 {
-    ch->in.start += ch->consume;
-    ch->consume = 0;
-    if (ch->ring_pending) {
-        sf__ring_consume(ch->ring, &ch->ring_msg);
-        ch->ring_pending = 0;
-    }
+    release_last(ch);
     for (;;) {
-        if (ch->ring && sf__ring_peek(ch->ring, msg)) {
-            ch->ring_msg = *msg;
-            ch->ring_pending = 1;
+        if (take_buffered(ch, msg))
             return 0;
-        }
-        size_t size = parse(&ch->in, msg);
-        if (size && msg->kind == SF_PROC_KIND_DOORBELL) {
-            ch->in.start += size; /* it only woke us; the ring is checked above */
-            continue;
-        }
-        if (size) {
-            ch->consume = size;
-            return 0;
-        }
         if (ch->eof)
             return -EPIPE;
         if (ch->exited) {

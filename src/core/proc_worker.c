@@ -120,7 +120,8 @@ typedef struct run_state {
     int *pending, npending;
     int *flight; /* positions by id - flight_base */
     unsigned char *answered;
-    int nflight, unanswered, first_unanswered;
+    int nflight, unanswered;
+    int first_unanswered; /* index of the oldest item in flight not answered */
     uint64_t flight_base;
     int last_message; /* items in the last message sent */
     int cancelled, timed_out;
@@ -178,9 +179,7 @@ static void worker_died(sf_proc_worker *w, run_state *r)
     if (codec->flush && codec->flush(codec->ctx))
         r->cancelled = 1;
     int status = bury(w);
-    int k = r->first_unanswered;
-    while (r->answered[k])
-        k++;
+    int k = r->first_unanswered; /* kept pointing at an unanswered item */
     if (codec->lost(codec->ctx, r->flight[k], k == r->timed_out ? SF_PROC_TIMED_OUT
                                                                 : SF_PROC_CRASHED,
                     status))
@@ -219,10 +218,7 @@ static void take_reply(sf_proc_worker *w, run_state *r, int64_t timeout_ns)
         return;
     if (rc == -ETIMEDOUT) {
         /* the first unanswered item has run for timeout_ns: stop it */
-        int k = r->first_unanswered;
-        while (r->answered[k])
-            k++;
-        r->timed_out = k;
+        r->timed_out = r->first_unanswered;
         sf_proc_kill(w->ch, SIGKILL);
         return;
     }
