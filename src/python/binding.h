@@ -94,6 +94,10 @@ void sf_wire_release(sf_wire_value *value);
  * error set when the bytes could not be read. */
 PyObject *sf_wire_decode(uint32_t kind, const void *data, uint32_t len, int *failed);
 
+/* How a task message's items are called: fn(item), fn(*item), or
+ * fn(*item[0], **item[1]) (submit).  The mode travels in the message. */
+enum call_mode { CALL_ONE = 0, CALL_STAR = 1, CALL_ARGS_KWARGS = 2 };
+
 /* process_serve.c: _engine.serve() */
 PyObject *sf_module_serve(PyObject *self, PyObject *args);
 

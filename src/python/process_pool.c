@@ -17,8 +17,6 @@
 
 #include "binding.h"
 
-enum call_mode { CALL_ONE = 0, CALL_STAR = 1, CALL_ARGS_KWARGS = 2 };
-
 /* ---- worker processes (sf_proc_worker_ops) ------------------------------ */
 
 int sf_proc_worker_spawn(void *ctx, sf_proc_spawned *out)

@@ -16,8 +16,6 @@
 /* the serving thread's state while the engine reads without the GIL */
 static PyThreadState *serving_thread;
 
-enum call_mode { CALL_ONE = 0, CALL_STAR = 1, CALL_ARGS_KWARGS = 2 };
-
 static PyObject *call_item(PyObject *fn, long mode, PyObject *item)
 {
     if (mode == CALL_ONE)
