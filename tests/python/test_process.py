@@ -282,25 +282,33 @@ def test_the_executor_can_be_pickled_into_nothing_but_its_values_travel():
 # 5. process life: Ctrl-C and interpreter exit ----------------------------------
 
 
-def run_script(body, send_sigint_after_line=None):
+def run_script(body):
     script = textwrap.dedent(body)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    if send_sigint_after_line:
-        line = proc.stdout.readline()
-        assert line.strip() == send_sigint_after_line
-        proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    return proc.returncode, out, err
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, env=env, timeout=60)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def test_ctrl_c_in_next_raises_keyboardinterrupt_and_leaves_no_process():
+    # SIGINT is sent from inside the script once its main thread is on the
+    # line that calls next(), never earlier (a signal that arrived while the
+    # script was still printing would be raised outside the try).
     code, out, err = run_script("""
-        import multiprocessing, streamfutures as sf, proc_tasks as t
+        import multiprocessing, os, signal, sys, threading, time
+        import streamfutures as sf, proc_tasks as t
+
+        def interrupt_once_main_thread_waits(main_ident, line):
+            while sys._current_frames()[main_ident].f_lineno != line:
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+
         ex = sf.ProcessPoolExecutor(2)
         it = ex.map(t.sleep_at, [(i, 30) for i in range(10)])
-        print("started", flush=True)
+        waiting_line = sys._getframe().f_lineno + 5
+        interrupter = threading.Thread(target=interrupt_once_main_thread_waits,
+                                       args=(threading.get_ident(), waiting_line))
+        interrupter.start()
         try:
             next(it)
         except KeyboardInterrupt:
@@ -308,7 +316,8 @@ def test_ctrl_c_in_next_raises_keyboardinterrupt_and_leaves_no_process():
             ex.kill_workers()
             ex.shutdown()
             print("interrupted", len(multiprocessing.active_children()))
-    """, send_sigint_after_line="started")
+        interrupter.join()
+    """)
     assert code == 0, err
     assert out.split() == ["interrupted", "0"]
 
