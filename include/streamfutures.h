@@ -151,6 +151,13 @@ int sf_batch_extend(sf_batch *batch, int max);
 int sf_batch_capacity(const sf_batch *batch);
 /* sf_batch_done for n items at once (one lock round trip). */
 int sf_batch_done_many(sf_batch *batch, const int *indices, const int *failed, int n);
+/* sf_batch_done_many without waking the consumer: the wake is owed until
+ * sf_batch_wake (at the latest when the batch op returns).  For an op that
+ * holds a lock the consumer also needs (an interpreter's): publish under
+ * it, wake after dropping it, so the woken consumer does not at once block
+ * on that lock. */
+int sf_batch_publish_many(sf_batch *batch, const int *indices, const int *failed, int n);
+void sf_batch_wake(sf_batch *batch);
 
 #define SF_WINDOW_UNBOUNDED 0u
 
@@ -308,6 +315,10 @@ typedef struct sf_proc_codec {
      * the engine calls before it waits and before it returns.  Same
      * return. */
     int (*flush)(void *ctx);
+    /* Optional: called with the embedder's lock dropped (after
+     * ops.release) before every wait, and before the run returns: tell
+     * the consumer about what flush published (sf_batch_wake). */
+    void (*wake)(void *ctx);
     /* Optional: more items to run, asked for while the worker still has
      * some queued (so it never waits for its next message): return how
      * many, numbered *first .. *first + n - 1; 0 when there are none. */

@@ -36,6 +36,7 @@ struct sf_proc_worker {
     void *handle;
     unsigned tasks_done;
     uint64_t next_id;
+    const sf_proc_codec *codec; /* of the run under way, else NULL */
 };
 
 int sf_proc_worker_create(sf_proc_worker **out, const sf_proc_worker_ops *ops, unsigned max_tasks)
@@ -54,6 +55,9 @@ static int recv_unlocked(sf_proc_worker *w, sf_proc_msg *msg, int64_t deadline_n
 {
     if (w->ops.release)
         w->ops.release(w->ops.ctx);
+    /* woken only now, the consumer does not block on the lock we held */
+    if (w->codec && w->codec->wake)
+        w->codec->wake(w->codec->ctx);
     int rc = sf_proc_recv(w->ch, msg, deadline_ns);
     if (w->ops.reacquire)
         w->ops.reacquire(w->ops.ctx);
@@ -257,6 +261,7 @@ int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t ti
     }
     for (int i = 0; i < codec->count; i++)
         r.pending[i] = i;
+    w->codec = codec;
 
     int ask_below = INT_MAX; /* ask codec->more only while unanswered is below */
     for (;;) {
@@ -299,6 +304,9 @@ int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t ti
         codec->flush(codec->ctx);
     if (w->ch && w->max_tasks && w->tasks_done >= w->max_tasks)
         retire(w);
+    if (codec->wake)
+        codec->wake(codec->ctx);
+    w->codec = NULL;
     free(r.pending);
     free(r.flight);
     free(r.answered);

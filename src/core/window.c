@@ -427,6 +427,7 @@ struct sf_batch {
     int n, cap;
     int64_t started; /* when the batch op was called */
     int finished;    /* items marked done so far */
+    int wake_owed;   /* published quietly; sf_batch_wake not yet called */
 };
 
 int sf_batch_size(const sf_batch *batch) { return batch->n; }
@@ -461,7 +462,9 @@ int sf_batch_extend(sf_batch *b, int max)
 }
 void **sf_batch_values(sf_batch *batch) { return batch->values; }
 
-int sf_batch_done_many(sf_batch *b, const int *indices, const int *failed, int n)
+/* Publish n finished items under one lock round trip; *wake: a consumer
+ * waits for something now takeable. */
+static int publish_many(sf_batch *b, const int *indices, const int *failed, int n, int *wake)
 {
     sf_map *m = b->map;
     trash t = {0};
@@ -480,12 +483,33 @@ int sf_batch_done_many(sf_batch *b, const int *indices, const int *failed, int n
     cancelled = m->cancelled;
     /* read under the lock: a consumer announces itself before it unlocks;
      * in input order it only cares once the result it waits for is here */
-    int wake = atomic_load(&m->changed.waiters) != 0 && (m->drain || takeable(m) >= 0);
+    *wake = atomic_load(&m->changed.waiters) != 0 && (m->drain || takeable(m) >= 0);
     sf__unlock(&m->mu);
-    if (wake)
-        sf__event_signal_all(&m->changed);
     trash_empty(m, &t);
     return cancelled;
+}
+
+int sf_batch_done_many(sf_batch *b, const int *indices, const int *failed, int n)
+{
+    int wake, cancelled = publish_many(b, indices, failed, n, &wake);
+    if (wake)
+        sf__event_signal_all(&b->map->changed);
+    return cancelled;
+}
+
+int sf_batch_publish_many(sf_batch *b, const int *indices, const int *failed, int n)
+{
+    int wake, cancelled = publish_many(b, indices, failed, n, &wake);
+    b->wake_owed |= wake;
+    return cancelled;
+}
+
+void sf_batch_wake(sf_batch *b)
+{
+    if (b->wake_owed) {
+        b->wake_owed = 0;
+        sf__event_signal_all(&b->map->changed);
+    }
 }
 
 int sf_batch_done(sf_batch *b, int i, int failed) { return sf_batch_done_many(b, &i, &failed, 1); }
@@ -508,11 +532,12 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     uint32_t *idx = wj->idx;
     void **values = wj->values;
     unsigned char *done = wj->done;
-    sf_batch batch = {m, idx, values, wj->failed, done, n, m->batch_cap, 0, 0};
+    sf_batch batch = {m, idx, values, wj->failed, done, n, m->batch_cap, 0, 0, 0};
     memset(done, 0, (size_t)n);
     sf__unlock(&m->mu);
     int64_t started = batch.started = sf_now_ns();
     (m->ops.work_batch ? m->ops.work_batch : work_each)(m->ctx, &batch);
+    sf_batch_wake(&batch); /* what the op published quietly is announced by now */
     n = batch.n; /* sf_batch_extend may have added items */
     double per_item = (double)(sf_now_ns() - started) / n;
     sf__lock(&m->mu);

@@ -108,13 +108,20 @@ typedef struct map_codec {
     int pending[PUBLISH_AT_ONCE], pending_failed[PUBLISH_AT_ONCE];
 } map_codec;
 
-/* Hand the finished items to the consumer, in one lock round trip. */
+/* Hand the finished items to the consumer, in one lock round trip; the
+ * consumer is woken by map_wake, once the GIL is dropped. */
 static int map_flush(void *raw)
 {
     map_codec *c = raw;
     int n = c->npending;
     c->npending = 0;
-    return n ? sf_batch_done_many(c->batch, c->pending, c->pending_failed, n) : 0;
+    return n ? sf_batch_publish_many(c->batch, c->pending, c->pending_failed, n) : 0;
+}
+
+static void map_wake(void *raw)
+{
+    map_codec *c = raw;
+    sf_batch_wake(c->batch);
 }
 
 /* Finish one item; it is published at the next flush, which the engine
@@ -214,8 +221,15 @@ void sf_proc_map_work_batch(void *ctx, sf_batch *batch)
 {
     map_ctx *map = ctx;
     map_codec c = {.map = map, .batch = batch};
-    sf_proc_codec codec = {&c,        sf_batch_size(batch), map_encode, map_reply, map_lost,
-                           map_flush, map_more,             sf_batch_capacity(batch)};
+    sf_proc_codec codec = {.ctx = &c,
+                           .count = sf_batch_size(batch),
+                           .encode = map_encode,
+                           .reply = map_reply,
+                           .lost = map_lost,
+                           .flush = map_flush,
+                           .wake = map_wake,
+                           .more = map_more,
+                           .capacity = sf_batch_capacity(batch)};
     sf_proc_worker *worker = sf_current_proc_worker();
     if (!worker || sf_proc_worker_run(worker, &codec, map->task_timeout_ns) == -EPIPE)
         sf_pool_break(map->pool); /* no worker process can be had any more */
@@ -276,7 +290,12 @@ void sf_proc_run_submitted(sf_hook_ctx *hooks, sf_pool *pool, PyObject *future, 
                            PyObject *args, PyObject *kwargs, double task_timeout)
 {
     submit_codec c = {future, fn, args, kwargs, NULL, hooks, task_timeout};
-    sf_proc_codec codec = {&c, 1, submit_encode, submit_reply, submit_lost, NULL, NULL, 1};
+    sf_proc_codec codec = {.ctx = &c,
+                           .count = 1,
+                           .encode = submit_encode,
+                           .reply = submit_reply,
+                           .lost = submit_lost,
+                           .capacity = 1};
     sf_proc_worker *worker = sf_current_proc_worker();
     int64_t timeout_ns = task_timeout > 0 ? (int64_t)(task_timeout * 1e9) : 0;
     if (!worker || sf_proc_worker_run(worker, &codec, timeout_ns) == -EPIPE)

@@ -31,6 +31,8 @@ typedef struct harness {
     char answer[MAX_ITEMS][16];
     int cancel_at;           /* reply() says "cancelled" at this position */
     int flushes;
+    int unlocked;            /* between ops.release and ops.reacquire */
+    int wakes, wakes_unlocked;
     int extra, extra_given;  /* items more() hands out after the first count */
 } harness;
 
@@ -107,9 +109,16 @@ static int reap(void *ctx, void *handle)
     return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
 }
 
+static void reacquire(void *ctx)
+{
+    harness *h = ctx;
+    h->unlocked = 0;
+}
+
 static void release(void *ctx)
 {
     harness *h = ctx;
+    h->unlocked = 1;
     if (h->open_gate_on_wait) {
         h->open_gate_on_wait = 0;
         if (write(h->gate_w, "g", 1) != 1)
@@ -179,6 +188,13 @@ static int flush(void *ctx)
     return 0;
 }
 
+static void wake(void *ctx)
+{
+    harness *h = ctx;
+    h->wakes++;
+    h->wakes_unlocked += h->unlocked;
+}
+
 static harness *harness_new(void)
 {
     harness *h = calloc(1, sizeof *h);
@@ -205,7 +221,7 @@ static void harness_free(harness *h)
 
 static sf_proc_worker *worker_for(harness *h, unsigned max_tasks)
 {
-    sf_proc_worker_ops ops = {h, spawn, reap, release, NULL};
+    sf_proc_worker_ops ops = {h, spawn, reap, release, reacquire};
     sf_proc_worker *w = NULL;
     if (sf_proc_worker_create(&w, &ops, max_tasks) != 0)
         abort();
@@ -214,7 +230,15 @@ static sf_proc_worker *worker_for(harness *h, unsigned max_tasks)
 
 static int run(sf_proc_worker *w, harness *h, int64_t timeout_ns)
 {
-    sf_proc_codec codec = {h, h->count, encode, reply, lost, flush, more, h->count + h->extra};
+    sf_proc_codec codec = {.ctx = h,
+                           .count = h->count,
+                           .encode = encode,
+                           .reply = reply,
+                           .lost = lost,
+                           .flush = flush,
+                           .wake = wake,
+                           .more = more,
+                           .capacity = h->count + h->extra};
     return sf_proc_worker_run(w, &codec, timeout_ns);
 }
 
@@ -238,6 +262,8 @@ TEST(worker_runs_a_batch_and_each_item_is_answered_once)
     }
     CHECK_EQ(h->spawned, 1);
     CHECK(h->flushes >= 2); /* at least once per run, before it returned */
+    CHECK(h->wakes >= 2);   /* likewise */
+    CHECK(h->wakes_unlocked >= 1); /* before a wait: with the lock dropped */
     sf_proc_worker_destroy(w);
     CHECK_EQ(h->reaped, 1);
     harness_free(h);

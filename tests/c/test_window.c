@@ -582,3 +582,67 @@ TEST(map_fixed_batch_claims_exactly_that_many)
     for (int n = 8; n < 1024; n++)
         CHECK_EQ(atomic_load(&batch_sizes_seen[n]), 0);
 }
+
+/* A batch op that publishes quietly (sf_batch_publish_many), as one that
+ * holds an interpreter lock does: item 1 is announced by an explicit
+ * sf_batch_wake, and the op then waits until the consumer has it; the
+ * other items are announced when the op returns. */
+static _Atomic int consumer_has_first, first_wake_missed;
+static sf_map *_Atomic quiet_map;
+
+static void quiet_batch(void *ctx, sf_batch *batch)
+{
+    feed *f = ctx;
+    void **values = sf_batch_values(batch);
+    for (int i = 0; i < sf_batch_size(batch); i++) {
+        int first = (intptr_t)values[i] == 1;
+        int failed = feed_work(f, &values[i]);
+        if (first) { /* once the input stage is done (its end wakes the
+                      * consumer too), the consumer most likely sleeps */
+            while (!atomic_load(&quiet_map) || sf_map_outstanding(atomic_load(&quiet_map)) < 64)
+                usleep(100);
+            usleep(20000);
+        }
+        sf_batch_publish_many(batch, &i, &failed, 1);
+        if (first) {
+            sf_batch_wake(batch);
+            int waited = 0;
+            while (!atomic_load(&consumer_has_first) && waited++ < 5000)
+                usleep(1000);
+            /* a missed wake leaves the consumer asleep (until its deadline,
+             * longer than this): noted, and the test goes on */
+            if (!atomic_load(&consumer_has_first))
+                atomic_store(&first_wake_missed, 1);
+        }
+    }
+}
+
+TEST(map_quiet_publishes_reach_a_sleeping_consumer)
+{
+    sf_map_ops quiet_ops = {.pull = feed_pull, .discard = feed_discard,
+                            .destroy = feed_destroy, .work_batch = quiet_batch};
+    feed f = {.limit = 500, .fail_input_at = -1, .fail_work_mod = 0};
+    sf_pool *pool = make_pool(1); /* no other op's return wakes it */
+    sf_map_options mo = {.window = 64};
+    sf_map *m = NULL;
+    void *v;
+    f.window = 64;
+    atomic_store(&consumer_has_first, 0);
+    atomic_store(&first_wake_missed, 0);
+    atomic_store(&quiet_map, NULL);
+    CHECK_EQ(sf_map_create(&m, pool, &quiet_ops, &f, &mo), 0);
+    atomic_store(&quiet_map, m);
+    for (long i = 1; i <= 500; i++) {
+        /* the deadline only keeps a broken wake from hanging the test */
+        CHECK_EQ(sf_map_next(m, &v, sf_now_ns() + 30000000000LL), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+        if (i == 1)
+            atomic_store(&consumer_has_first, 1);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(atomic_load(&first_wake_missed), 0);
+    CHECK_EQ(f.worked, 500);
+    CHECK_EQ(f.bound_violations, 0);
+}
