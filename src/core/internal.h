@@ -84,6 +84,8 @@ void sf__ring_consume(sf__ring *ring, const sf_proc_msg *msg);
 int sf__ring_announce_sleep(sf__ring *ring);
 void sf__ring_woke(sf__ring *ring);
 int sf__ring_empty(sf__ring *ring);
+/* Reader: the fraction of the ring that holds records not yet taken. */
+double sf__ring_fill(sf__ring *ring);
 void sf__ring_cancel_below(sf__ring *ring, uint64_t id);
 
 #endif

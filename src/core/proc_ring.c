@@ -283,6 +283,12 @@ int sf__ring_empty(sf__ring *r)
     return atomic_load_explicit(&r->s->head, memory_order_acquire) == r->tail;
 }
 
+double sf__ring_fill(sf__ring *r)
+{
+    uint64_t head = atomic_load_explicit(&r->s->head, memory_order_acquire);
+    return (double)(head - r->tail) / (double)r->size;
+}
+
 void sf__ring_woke(sf__ring *r) { atomic_store(&r->s->reader_asleep, 0); }
 
 void sf__ring_cancel_below(sf__ring *r, uint64_t id)
