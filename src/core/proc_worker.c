@@ -17,7 +17,9 @@
  *
  * Every wait runs between ops.release and ops.reacquire (the embedder drops
  * its runtime lock there); every codec and spawn/reap call runs outside
- * them.  No locks: a worker belongs to one thread at a time.
+ * them, except codec.wake, which runs first thing inside: a consumer woken
+ * there does not at once block on the lock we held.  No locks: a worker
+ * belongs to one thread at a time.
  */
 #define _GNU_SOURCE
 #include <errno.h>
