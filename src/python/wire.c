@@ -4,8 +4,10 @@
  * DESIGN.  A reply's kind says how its bytes are read.  The common small
  * results (None, bool, int that fits 64 bits, float, str, bytes of the
  * exact builtin types) are written directly: pickling one small int costs
- * more than running a trivial task.  Everything else is pickled with
- * protocol 5.  An exception travels as the stdlib's _ExceptionWithTraceback
+ * more than running a trivial task.  So are lists and tuples (exact types)
+ * whose elements are all such scalars (e.g. a list of factors): a count,
+ * then per element its kind, length and bytes.  Everything else is pickled
+ * with protocol 5.  An exception travels as the stdlib's _ExceptionWithTraceback
  * (pickled), so the parent gets it with __cause__ carrying the worker's
  * traceback text, exactly as concurrent.futures.ProcessPoolExecutor does.
  * Stateless; the GIL is held throughout.
@@ -25,7 +27,11 @@ enum wire_kind {
     WIRE_STR = 8,
     WIRE_BYTES = 9,
     WIRE_ERROR_TEXT = 10, /* utf-8: becomes a RuntimeError */
+    WIRE_LIST = 11,       /* u32 count, then per element: u8 kind, u32 len, bytes */
+    WIRE_TUPLE = 12,
 };
+
+#define ELEMENT_HEADER 5
 
 PyObject *sf_pickle(PyObject *obj)
 {
@@ -41,7 +47,8 @@ PyObject *sf_unpickle(const void *data, uint32_t len)
     return obj;
 }
 
-int sf_wire_encode(PyObject *value, sf_wire_value *out)
+/* A scalar sent without pickle: 1 (out filled), 0 (not one), -1 (error). */
+static int encode_scalar(PyObject *value, sf_wire_value *out)
 {
     out->owner = NULL;
     out->data = out->inline_bytes;
@@ -54,7 +61,7 @@ int sf_wire_encode(PyObject *value, sf_wire_value *out)
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
         if (overflow)
-            goto pickled;
+            return 0;
         if (v == -1 && PyErr_Occurred())
             return -1;
         memcpy(out->inline_bytes, &v, 8);
@@ -70,22 +77,76 @@ int sf_wire_encode(PyObject *value, sf_wire_value *out)
         const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
         if (!utf8) { /* lone surrogates: pickle keeps them */
             PyErr_Clear();
-            goto pickled;
+            return 0;
         }
+        if (size > (Py_ssize_t)UINT32_MAX / 2)
+            return 0;
         out->kind = WIRE_STR;
         out->data = utf8;
         out->len = (uint32_t)size;
         out->owner = Py_NewRef(value);
     } else if (PyBytes_CheckExact(value)) {
+        if (PyBytes_GET_SIZE(value) > (Py_ssize_t)UINT32_MAX / 2)
+            return 0;
         out->kind = WIRE_BYTES;
         out->data = PyBytes_AS_STRING(value);
         out->len = (uint32_t)PyBytes_GET_SIZE(value);
         out->owner = Py_NewRef(value);
     } else {
-        goto pickled;
+        return 0;
     }
-    return 0;
-pickled:
+    return 1;
+}
+
+/* A list or tuple of scalars, as one buffer: 1, 0 (not all scalars, or
+ * too large), -1 (error). */
+static int encode_sequence(PyObject *seq, sf_wire_value *out)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    sf_wire_value element;
+    size_t size = 4;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int rc = encode_scalar(items[i], &element);
+        if (rc <= 0)
+            return rc;
+        size += ELEMENT_HEADER + element.len;
+        sf_wire_release(&element);
+        if (size > UINT32_MAX / 2)
+            return 0;
+    }
+    PyObject *buffer = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (!buffer)
+        return -1;
+    char *p = PyBytes_AS_STRING(buffer);
+    uint32_t count = (uint32_t)n;
+    memcpy(p, &count, 4);
+    p += 4;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* the elements cannot have changed: no Python code ran since */
+        encode_scalar(items[i], &element);
+        *p = (char)element.kind;
+        memcpy(p + 1, &element.len, 4);
+        memcpy(p + ELEMENT_HEADER, element.data, element.len);
+        p += ELEMENT_HEADER + element.len;
+        sf_wire_release(&element);
+    }
+    out->kind = PyList_CheckExact(seq) ? WIRE_LIST : WIRE_TUPLE;
+    out->owner = buffer;
+    out->data = PyBytes_AS_STRING(buffer);
+    out->len = (uint32_t)size;
+    return 1;
+}
+
+int sf_wire_encode(PyObject *value, sf_wire_value *out)
+{
+    int rc = encode_scalar(value, out);
+    if (rc == 0 && (PyList_CheckExact(value) || PyTuple_CheckExact(value)))
+        rc = encode_sequence(value, out);
+    if (rc < 0)
+        return -1;
+    if (rc > 0)
+        return 0;
     out->owner = sf_pickle(value);
     if (!out->owner)
         return -1;
@@ -127,9 +188,14 @@ void sf_wire_encode_exception(PyObject *exc, sf_wire_value *out)
 
 void sf_wire_release(sf_wire_value *v) { Py_CLEAR(v->owner); }
 
-PyObject *sf_wire_decode(uint32_t kind, const void *data, uint32_t len, int *failed)
+static PyObject *malformed(void)
 {
-    *failed = 0;
+    PyErr_SetString(PyExc_RuntimeError, "a worker's reply could not be read");
+    return NULL;
+}
+
+static PyObject *decode_scalar(uint32_t kind, const void *data, uint32_t len)
+{
     switch (kind) {
     case WIRE_NONE:
         Py_RETURN_NONE;
@@ -139,11 +205,15 @@ PyObject *sf_wire_decode(uint32_t kind, const void *data, uint32_t len, int *fai
         Py_RETURN_TRUE;
     case WIRE_INT: {
         long long v;
+        if (len != 8)
+            return malformed();
         memcpy(&v, data, 8);
         return PyLong_FromLongLong(v);
     }
     case WIRE_FLOAT: {
         double v;
+        if (len != 8)
+            return malformed();
         memcpy(&v, data, 8);
         return PyFloat_FromDouble(v);
     }
@@ -151,6 +221,51 @@ PyObject *sf_wire_decode(uint32_t kind, const void *data, uint32_t len, int *fai
         return PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "surrogatepass");
     case WIRE_BYTES:
         return PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    default:
+        return malformed();
+    }
+}
+
+static PyObject *decode_sequence(uint32_t kind, const char *p, uint32_t len)
+{
+    const char *end = p + len;
+    uint32_t count;
+    if (len < 4)
+        return malformed();
+    memcpy(&count, p, 4);
+    p += 4;
+    if (count > (len - 4) / ELEMENT_HEADER)
+        return malformed();
+    PyObject *seq = kind == WIRE_LIST ? PyList_New(count) : PyTuple_New(count);
+    for (uint32_t i = 0; seq && i < count; i++) {
+        uint32_t element_len;
+        PyObject *element = NULL;
+        if (end - p >= ELEMENT_HEADER) {
+            memcpy(&element_len, p + 1, 4);
+            if (element_len <= (size_t)(end - p) - ELEMENT_HEADER)
+                element = decode_scalar((unsigned char)*p, p + ELEMENT_HEADER, element_len);
+            else
+                malformed();
+        } else {
+            malformed();
+        }
+        if (!element) {
+            Py_CLEAR(seq);
+            break;
+        }
+        if (kind == WIRE_LIST)
+            PyList_SET_ITEM(seq, i, element);
+        else
+            PyTuple_SET_ITEM(seq, i, element);
+        p += ELEMENT_HEADER + element_len;
+    }
+    return seq;
+}
+
+PyObject *sf_wire_decode(uint32_t kind, const void *data, uint32_t len, int *failed)
+{
+    *failed = 0;
+    switch (kind) {
     case WIRE_ERROR_TEXT: {
         *failed = 1;
         PyObject *text = PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "replace");
@@ -161,7 +276,12 @@ PyObject *sf_wire_decode(uint32_t kind, const void *data, uint32_t len, int *fai
     case WIRE_EXCEPTION:
         *failed = 1;
         return sf_unpickle(data, len); /* _rebuild_exc gives the exception itself */
-    default:
+    case WIRE_PICKLED:
         return sf_unpickle(data, len);
+    case WIRE_LIST:
+    case WIRE_TUPLE:
+        return decode_sequence(kind, data, len);
+    default:
+        return decode_scalar(kind, data, len);
     }
 }

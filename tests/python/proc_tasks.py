@@ -29,6 +29,10 @@ def echo(x):
     return x
 
 
+class ListSubclass(list):
+    """A list whose type must survive the trip (it is pickled, not flattened)."""
+
+
 def raise_at_five(x):
     if x == 5:
         raise ValueError("bad item %d" % x)

@@ -57,7 +57,10 @@ def test_map_of_several_iterables_stops_at_the_shortest():
 
 def test_results_of_every_builtin_kind_come_back_equal():
     values = [None, True, False, 0, -1, 2**63 - 1, 2**64, -(2**70), 1.5, float("inf"), "",
-              "text \u20ac \udc80", b"\x00bytes", [1, (2, 3)], {"a": 1}, frozenset({1}), 3j]
+              "text \u20ac \udc80", b"\x00bytes", [1, (2, 3)], {"a": 1}, frozenset({1}), 3j,
+              # lists and tuples of scalars travel without pickle; the rest is pickled
+              [], (), [2, 3, 3, 37], (1, -2.5, "\u20ac", b"", None, True, False), [2**64, 1],
+              ["\udc80"], t.ListSubclass([1, 2]), ([1],)]
     with pool(1) as ex:
         assert list(ex.map(t.echo, values)) == values
         assert all(type(a) is type(b) for a, b in zip(ex.map(t.echo, values), values))
