@@ -78,7 +78,7 @@ demo: ext
 	$(VPY) examples/seed004_demo.py
 
 bench: ext
-	$(VPY) bench/run_all.py
+	PYTHONPATH=$(CURDIR) $(VPY) bench/run_all.py
 
 clean:
 	rm -rf build streamfutures/*.so

@@ -142,8 +142,11 @@ if __name__ == "__main__":
 
 
 def memory():
+    # the child imports bench_tasks (here) and the package (the repo root)
+    path = [HERE, os.path.dirname(HERE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(MEMORY_CHILD)], check=True,
-                         capture_output=True, text=True, cwd=HERE).stdout
+                         capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(path))).stdout
     got = json.loads(out)
     above = got["peak_mib"] - got["baseline_mib"]
     print("peak memory of a process map over 5000000 items, default settings:")
