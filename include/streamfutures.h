@@ -171,6 +171,11 @@ typedef struct sf_map_options {
     int batch;
     int max_batch;
     int64_t batch_ns;
+    /* The input never blocks (e.g. a list in memory): it may be pulled
+     * several items per lock round trip.  Leave 0 for anything that may
+     * wait (a generator reading a socket): items pulled before a wait must
+     * not be held back by it. */
+    int pull_never_blocks;
 } sf_map_options;
 
 /* Create a map on a pool and start acquiring input at once.  On success

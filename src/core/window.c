@@ -4,10 +4,13 @@
  *
  * DESIGN.  A token is a slot.  The input stage (a job on the pool's input
  * lane) takes a free slot *before* pulling, so items acquired and not yet
- * taken by the consumer (`held`, plus the one being pulled) never exceed W.
+ * taken by the consumer (`held`, plus those being pulled) never exceed W;
+ * it pulls one item per lock round trip, or a burst of free slots' worth
+ * when the embedder says the input never blocks (a list in memory).
  * Pulled items queue in `ready` (FIFO, input order); work jobs on the worker
  * lane claim them in batches sized from the measured item cost (claiming is
- * what batching saves; options may fix the size or move the target), run them with no lock held, and publish each result
+ * what batching saves; options may fix the size or move the target), run
+ * them with no lock held, and publish each result
  * the moment it exists: a batch never holds a result back, and items of a
  * batch not yet started are still cancellable.  The consumer takes results
  * in input order (slot of seq = seq_slot[seq % W], valid because in ordered
@@ -46,6 +49,7 @@
 #define ROUNDS_PER_JOB 16         /* batches before a work job yields its worker */
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define UNBOUNDED_START 64
+#define PULL_BURST 64             /* items pulled per lock round trip, inputs that never block */
 
 enum slot_state {
     SLOT_FREE,
@@ -108,7 +112,8 @@ struct sf_map {
 
     int input_state;
     void *input_error;
-    int pulling, feed_posted;
+    int pulling, feed_posted; /* pulling: slots taken by pulls under way */
+    int pull_never_blocks;
     sf_job feed_job;
 
     int consumer, drain, finished;
@@ -331,9 +336,26 @@ static void maybe_post_feed(sf_map *m, enum sf__poster poster)
 
 /* ---- input stage ----------------------------------------------------- */
 
-/* Items are pulled one per lock round trip, never several: an input may
- * block at any item (a generator waiting for data), and the items pulled
- * before it must already be with the workers. */
+/* Place a pulled item in a free slot and hand it to the workers (mu held). */
+static void accept_item(sf_map *m, void *item, trash *t)
+{
+    if (m->input_state != INPUT_OPEN) {
+        trash_add(t, item); /* closed or shut while we pulled */
+        return;
+    }
+    uint32_t idx = m->free_stack[--m->nfree];
+    m->slots[idx].value = item;
+    m->slots[idx].state = SLOT_READY;
+    m->seq_slot[m->pulled % m->cap] = idx;
+    m->pulled++;
+    m->held++;
+    ring_push(m, &m->ready, idx);
+}
+
+/* Items are pulled one per lock round trip: an input may block at any item
+ * (a generator waiting for data), and the items pulled before it must
+ * already be with the workers.  Only an input said never to block (a list,
+ * a range) is pulled in bursts, each burst within the free slots. */
 static int feed_run(sf_job *job)
 {
     sf_map *m = (sf_map *)((char *)job - offsetof(sf_map, feed_job));
@@ -343,34 +365,34 @@ static int feed_run(sf_job *job)
     while (m->input_state == INPUT_OPEN) {
         if (m->held >= m->cap && (m->bounded || grow(m) != 0))
             break; /* full: the next take re-posts us */
-        m->pulling = 1;
+        size_t room = m->cap - m->held;
+        int want = m->pull_never_blocks ? (room < PULL_BURST ? (int)room : PULL_BURST) : 1;
+        void *items[PULL_BURST], *last = NULL;
+        enum sf_pull got = SF_PULL_ITEM;
+        int n = 0;
+        m->pulling = want;
         sf__unlock(&m->mu);
-        void *item = NULL;
-        enum sf_pull got = m->ops.pull(m->ctx, &item);
+        while (n < want && (got = m->ops.pull(m->ctx, &last)) == SF_PULL_ITEM)
+            items[n++] = last;
         sf__lock(&m->mu);
         m->pulling = 0;
-        if (got == SF_PULL_ITEM && m->input_state == INPUT_OPEN) {
-            uint32_t idx = m->free_stack[--m->nfree];
-            m->slots[idx].value = item;
-            m->slots[idx].state = SLOT_READY;
-            m->seq_slot[m->pulled % m->cap] = idx;
-            m->pulled++;
-            m->held++;
-            ring_push(m, &m->ready, idx);
+        for (int k = 0; k < n; k++)
+            accept_item(m, items[k], &t);
+        if (n)
             maybe_post_work(m, &t);
-        } else if (got == SF_PULL_ITEM) {
-            trash_add(&t, item); /* closed or shut while we pulled */
-        } else if (got == SF_PULL_END) {
+        if (n == want)
+            continue;
+        if (got == SF_PULL_END) {
             if (m->input_state == INPUT_OPEN)
                 m->input_state = INPUT_ENDED;
         } else {
             if (m->input_state == INPUT_OPEN && !m->drain) {
                 m->input_state = INPUT_FAILED;
-                m->input_error = item;
+                m->input_error = last;
             } else {
                 if (m->input_state == INPUT_OPEN)
                     m->input_state = INPUT_FAILED;
-                trash_add(&t, item);
+                trash_add(&t, last);
             }
         }
     }
@@ -692,6 +714,7 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     }
     m->max_jobs = sf_pool_max_threads(pool);
     m->fixed_batch = options->batch;
+    m->pull_never_blocks = options->pull_never_blocks;
     m->max_batch = options->batch ? options->batch
                                    : options->max_batch ? options->max_batch : DEFAULT_MAX_BATCH;
     m->batch_ns = options->batch_ns ? (double)options->batch_ns : DEFAULT_BATCH_NS;

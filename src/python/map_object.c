@@ -55,6 +55,16 @@ static enum sf_pull ctx_pull(void *raw, void **item)
     return SF_PULL_ERROR;
 }
 
+/* An iterator over something already in memory (a list, a tuple, a
+ * range): its next never waits and runs no Python code, so the engine may
+ * pull it several items at a time. */
+static int never_blocks(PyObject *iterator)
+{
+    PyTypeObject *type = Py_TYPE(iterator);
+    return type == &PyListIter_Type || type == &PyTupleIter_Type || type == &PyRangeIter_Type ||
+           type == &PyLongRangeIter_Type;
+}
+
 static int ctx_work(void *raw, void **value)
 {
     map_ctx *ctx = raw;
@@ -116,11 +126,13 @@ PyObject *sf_map_iter_new(SfPoolObject *pool, const sf_map_request *rq)
     ctx->hooks = pool->hooks;
     ctx->pool = pool->pool;
     sf_map_options options = {.window = rq->window > 0 ? (size_t)rq->window : SF_WINDOW_UNBOUNDED,
-                              .unordered = rq->unordered};
+                              .unordered = rq->unordered,
+                              .pull_never_blocks = never_blocks(rq->iterator)};
     const sf_map_ops *ops = &python_map_ops;
     if (pool->hooks->proc) {
-        /* a message per batch: aim for batches of ~5 ms, but keep at least
-         * two batches per worker inside the window so none waits */
+        /* a message per batch: aim for batches of PROCESS_BATCH_NS, but
+         * keep at least two batches per worker inside the window so none
+         * waits */
         ops = &process_map_ops;
         options.batch = rq->chunksize;
         options.batch_ns = PROCESS_BATCH_NS;

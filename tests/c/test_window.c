@@ -25,6 +25,7 @@ typedef struct feed {
     sf_map *_Atomic map;
     _Atomic long pulled, worked, discarded, destroyed, bound_violations;
     _Atomic long input_errors_discarded;
+    _Atomic long first_pull_outstanding; /* slots reserved when pulling began */
 } feed;
 
 static enum sf_pull feed_pull(void *ctx, void **item)
@@ -34,6 +35,8 @@ static enum sf_pull feed_pull(void *ctx, void **item)
     sf_map *m = atomic_load(&f->map);
     if (m && f->window && sf_map_outstanding(m) > f->window)
         atomic_fetch_add(&f->bound_violations, 1);
+    if (m && n == 0)
+        atomic_store(&f->first_pull_outstanding, (long)sf_map_outstanding(m));
     if (f->limit >= 0 && n >= f->limit)
         return SF_PULL_END;
     if (n == f->fail_input_at) {
@@ -645,4 +648,66 @@ TEST(map_quiet_publishes_reach_a_sleeping_consumer)
     CHECK_EQ(atomic_load(&first_wake_missed), 0);
     CHECK_EQ(f.worked, 500);
     CHECK_EQ(f.bound_violations, 0);
+}
+
+/* An input said never to block (a list) is pulled in bursts: the first
+ * pull already has the whole free window reserved, and still the bound,
+ * the order, an input error at its position and the end all hold. */
+static sf_map *start_never_blocking(sf_pool *pool, feed *f, size_t window)
+{
+    sf_map_options mo = {.window = window, .pull_never_blocks = 1};
+    sf_map *m = NULL;
+    f->window = window;
+    if (sf_map_create(&m, pool, &ops, f, &mo) != 0)
+        abort();
+    atomic_store(&f->map, m);
+    return m;
+}
+
+TEST(map_never_blocking_input_is_pulled_in_bursts_within_the_window)
+{
+    feed f = {.limit = 1000, .fail_input_at = -1, .use_gate = 1};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start_never_blocking(pool, &f, 48);
+    void *v;
+    while (sf_map_outstanding(m) < 48)
+        usleep(100);
+    CHECK_EQ(atomic_load(&f.first_pull_outstanding), 48); /* one burst reserved all */
+    CHECK_EQ(atomic_load(&f.pulled), 48);
+    atomic_store(&f.gate, 1);
+    for (long i = 1; i <= 1000; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.pulled, 1000);
+    CHECK_EQ(f.bound_violations, 0);
+}
+
+TEST(map_never_blocking_input_error_and_end_inside_a_burst)
+{
+    for (int fail = 0; fail < 2; fail++) {
+        /* input error at item 131, or the end after 100: both mid-burst */
+        feed f = {.limit = fail ? -1 : 100, .fail_input_at = fail ? 130 : -1};
+        sf_pool *pool = make_pool(3);
+        sf_map *m = start_never_blocking(pool, &f, 200);
+        long expected = fail ? 130 : 100;
+        void *v;
+        for (long i = 1; i <= expected; i++) {
+            CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+            CHECK_EQ((intptr_t)v, i * 10);
+        }
+        if (fail) {
+            CHECK_EQ(sf_map_next(m, &v, -1), SF_INPUT_ERROR);
+            CHECK_EQ((intptr_t)v, -999);
+        }
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+        sf_map_close(m);
+        sf_pool_destroy(pool);
+        CHECK_EQ(f.pulled, expected);
+        CHECK_EQ(f.discarded, 0);
+        CHECK_EQ(f.bound_violations, 0);
+    }
 }

@@ -90,6 +90,42 @@ def test_acquired_and_not_yielded_never_exceeds_buffersize(buffersize, unordered
     assert received == 2000
 
 
+@pytest.mark.parametrize("buffersize", [1, 3, 100])
+def test_a_list_input_pulled_in_bursts_keeps_the_same_bound(buffersize):
+    # a list (or range) iterator never blocks, so the engine pulls it
+    # several items per lock round trip: still only within the free window
+    started = []
+
+    def work(x):
+        started.append(x)
+        return x
+
+    with sf.ThreadPoolExecutor(4) as ex:
+        it = ex.map(work, list(range(2000)), buffersize=buffersize)
+        for received, x in enumerate(it, 1):
+            assert x == received - 1
+            assert len(started) <= received + buffersize
+            assert it._outstanding() <= buffersize
+    assert sorted(started) == list(range(2000))
+
+
+def test_a_stalled_consumer_stops_a_list_input_at_the_window():
+    started = []
+
+    def work(x):
+        started.append(x)
+        return x
+
+    with sf.ThreadPoolExecutor(4) as ex:
+        it = ex.map(work, range(10**9), buffersize=10)
+        assert [next(it) for _ in range(3)] == [0, 1, 2]
+        wait_until(lambda: len(started) == 13, "window filled")
+        time.sleep(0.1)  # give a wrong engine time to over-pull
+        assert len(started) == 13
+        it.close()
+    assert len(started) == 13
+
+
 def test_a_stalled_consumer_stops_acquisition_at_the_window():
     source = CountingInput(itertools.count())
     with sf.ThreadPoolExecutor(4) as ex:
