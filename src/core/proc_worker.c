@@ -192,6 +192,8 @@ static void worker_died(sf_proc_worker *w, run_state *r)
         r->cancelled = 1;
     if (codec->flush && codec->flush(codec->ctx))
         r->cancelled = 1;
+    if (codec->wake) /* now, not after a replacement has started (spawn can be slow) */
+        codec->wake(codec->ctx);
     if (!r->cancelled) { /* else the rest stays unanswered: the embedder's to cancel */
         int back = 0;
         for (int j = k + 1; j < r->nflight; j++)
