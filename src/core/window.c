@@ -10,9 +10,9 @@
  * Pulled items queue in `ready` (FIFO, input order); work jobs on the worker
  * lane claim them in batches sized from the measured item cost (claiming is
  * what batching saves; options may fix the size or move the target), run
- * them with no lock held, and publish each result
- * the moment it exists: a batch never holds a result back, and items of a
- * batch not yet started are still cancellable.  The consumer takes results
+ * them with no lock held, and publish each result the moment it exists: a
+ * batch never holds a result back, and items of a batch not yet started
+ * are still cancellable.  The consumer takes results
  * in input order (slot of seq = seq_slot[seq % W], valid because in ordered
  * mode the acquired seqs are exactly [taken, pulled)) or in completion order
  * (`done` FIFO).  Taking a result frees its slot, which re-posts the input
