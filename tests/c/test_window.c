@@ -88,15 +88,19 @@ static sf_pool *make_pool(unsigned threads)
     return pool;
 }
 
-static sf_map *start(sf_pool *pool, feed *f, size_t window, int unordered)
+static sf_map *start_with(sf_pool *pool, feed *f, sf_map_options mo)
 {
-    sf_map_options mo = {.window = window, .unordered = unordered};
     sf_map *m = NULL;
-    f->window = window;
+    f->window = mo.window;
     if (sf_map_create(&m, pool, &ops, f, &mo) != 0)
         abort();
     atomic_store(&f->map, m);
     return m;
+}
+
+static sf_map *start(sf_pool *pool, feed *f, size_t window, int unordered)
+{
+    return start_with(pool, f, (sf_map_options){.window = window, .unordered = unordered});
 }
 
 static int64_t in_ms(int ms) { return sf_now_ns() + (int64_t)ms * 1000000; }
@@ -655,13 +659,7 @@ TEST(map_quiet_publishes_reach_a_sleeping_consumer)
  * the order, an input error at its position and the end all hold. */
 static sf_map *start_never_blocking(sf_pool *pool, feed *f, size_t window)
 {
-    sf_map_options mo = {.window = window, .pull_never_blocks = 1};
-    sf_map *m = NULL;
-    f->window = window;
-    if (sf_map_create(&m, pool, &ops, f, &mo) != 0)
-        abort();
-    atomic_store(&f->map, m);
-    return m;
+    return start_with(pool, f, (sf_map_options){.window = window, .pull_never_blocks = 1});
 }
 
 TEST(map_never_blocking_input_is_pulled_in_bursts_within_the_window)
