@@ -215,6 +215,12 @@ void sf_map_cancel(sf_map *map);
  * to the end of the input, discarding results, in the same bounded memory. */
 void sf_map_detach(sf_map *map);
 
+/* Drop the consumer reference and stop acquiring input at once: items
+ * already acquired still run (results discarded), nothing more is read, so
+ * an endless input is let go (Python 3.14's rule for a dropped map with a
+ * buffersize). */
+void sf_map_abandon(sf_map *map);
+
 /* Items acquired and not yet taken (the quantity the window bounds). */
 size_t sf_map_outstanding(sf_map *map);
 

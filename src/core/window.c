@@ -899,7 +899,10 @@ void sf_map_close(sf_map *m)
     sf__map_unref(m);
 }
 
-void sf_map_detach(sf_map *m)
+/* The consumer leaves without cancelling: what was acquired still runs
+ * (drained, results discarded); keep_reading says whether the input goes on
+ * to its end (detach) or is never read again (abandon). */
+static void let_go(sf_map *m, int keep_reading)
 {
     trash t = {0};
     if (sf__pool_forked(m->pool))
@@ -909,11 +912,18 @@ void sf_map_detach(sf_map *m)
     m->drain = 1;
     m->finished = 1;
     drop_finished(m, &t);
-    maybe_post_feed(m, SF__BY_ENGINE);
+    if (keep_reading)
+        maybe_post_feed(m, SF__BY_ENGINE);
+    else if (m->input_state == INPUT_OPEN)
+        m->input_state = INPUT_STOPPED; /* a pull under way is discarded when it returns */
     sf__unlock(&m->mu);
     trash_empty(m, &t);
     sf__map_unref(m);
 }
+
+void sf_map_detach(sf_map *m) { let_go(m, 1); }
+
+void sf_map_abandon(sf_map *m) { let_go(m, 0); }
 
 void sf__map_on_shutdown(sf_map *m, int cancel_pending, int cancel_input)
 {

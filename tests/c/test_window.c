@@ -225,6 +225,25 @@ TEST(map_detach_runs_every_item_in_bounded_memory)
     sf_pool_destroy(pool);
 }
 
+TEST(map_abandon_runs_what_it_acquired_and_reads_no_more)
+{
+    feed f = {.limit = -1, .fail_input_at = -1, .use_gate = 1};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start(pool, &f, 16, 0);
+    while (atomic_load(&f.pulled) < 16 || sf_map_outstanding(m) < 16)
+        usleep(100); /* the window is full; the workers wait at the gate */
+    sf_map_abandon(m);
+    atomic_store(&f.gate, 1);
+    /* an endless input: with sf_map_detach this wait would never return */
+    sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT);
+    CHECK_EQ(f.pulled, 16);
+    CHECK_EQ(f.worked, 16);
+    CHECK_EQ(f.discarded, 16);
+    CHECK_EQ(f.bound_violations, 0);
+    CHECK_EQ(f.destroyed, 1);
+    sf_pool_destroy(pool);
+}
+
 TEST(map_shutdown_keeps_acquired_items_then_reports_shutdown)
 {
     feed f = {.limit = -1, .fail_input_at = -1};
