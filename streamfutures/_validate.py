@@ -1,6 +1,9 @@
 """Argument handling shared by the executors' map() and as_completed(),
 with the stdlib's exception types and messages (Executor.map in 3.14)."""
 
+#: map(buffersize=DEFAULT): the executor's bounded default window
+DEFAULT = object()
+
 
 def check_buffersize(buffersize):
     if buffersize is not None and not isinstance(buffersize, int):
@@ -10,11 +13,18 @@ def check_buffersize(buffersize):
     return buffersize
 
 
-def map_arguments(iterables, buffersize):
-    """(iterator, star, window) for the engine's map: one iterable is read
-    as it is, several are zipped and their items spread as arguments;
-    window 0 means unbounded (buffersize=None)."""
+def map_arguments(iterables, buffersize, default_window):
+    """(iterator, star, window, stop_when_dropped) for the engine's map: one
+    iterable is read as it is, several are zipped and their items spread as
+    arguments; window 0 means unbounded (buffersize=None).
+
+    stop_when_dropped is Python 3.14's rule for an explicit integer
+    buffersize: an iterator dropped before it started reads no more input.
+    With the default window or None, the classic rule stays: every item of
+    the input runs."""
+    explicit = buffersize is not DEFAULT and buffersize is not None
+    if buffersize is DEFAULT:
+        buffersize = default_window
     check_buffersize(buffersize)
-    if len(iterables) == 1:
-        return iter(iterables[0]), False, buffersize or 0
-    return zip(*iterables), True, buffersize or 0
+    iterator = iter(iterables[0]) if len(iterables) == 1 else zip(*iterables)
+    return iterator, len(iterables) != 1, buffersize or 0, explicit

@@ -20,7 +20,7 @@ from multiprocessing import reduction
 from . import _engine, _remote
 from . import thread as _thread
 from ._remote import WorkerCrashedError
-from ._validate import map_arguments
+from ._validate import DEFAULT, map_arguments
 
 #: map()'s default window is this many items per worker process: batches
 #: of tiny tasks are then large enough to amortise a message, and two
@@ -30,7 +30,6 @@ DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER = 4096
 #: each worker's shared-memory result ring; larger results use the pipe
 RING_BYTES = 1 << 20
 
-_DEFAULT = object()
 _cpu_count = getattr(os, "process_cpu_count", os.cpu_count)
 
 # Parent-side channel descriptors of every live worker in this process.  A
@@ -198,7 +197,7 @@ class ProcessPoolExecutor(_base.Executor):
         TimeoutError."""
         return self._pool.submit(fn, args, kwargs, task_timeout)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=_DEFAULT,
+    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=DEFAULT,
             unordered=False, task_timeout=None):
         """Return an iterator equivalent to map(fn, *iterables), lazily.
 
@@ -209,15 +208,16 @@ class ProcessPoolExecutor(_base.Executor):
         4096 per worker; None means no bound).  An exception from fn is
         raised at its item's position with the worker's traceback as its
         __cause__, and the iteration goes on.  ``task_timeout`` stops an
-        item that runs longer (TimeoutError at its position)."""
+        item that runs longer (TimeoutError at its position).  Dropped
+        before it started, it runs every item, or with an explicit integer
+        ``buffersize`` only what it had acquired (Python 3.14's rule)."""
         if chunksize is not None and chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
-        if buffersize is _DEFAULT:
-            per_worker = max(DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, 2 * (chunksize or 0))
-            buffersize = per_worker * self._max_workers
-        iterator, star, window = map_arguments(iterables, buffersize)
+        per_worker = max(DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, 2 * (chunksize or 0))
+        iterator, star, window, stop_when_dropped = map_arguments(
+            iterables, buffersize, per_worker * self._max_workers)
         return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
-                              chunksize or 0, task_timeout)
+                              stop_when_dropped, chunksize or 0, task_timeout)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._pool.shutdown(wait, cancel_futures, False)

@@ -10,7 +10,7 @@ import weakref
 from concurrent.futures import _base
 
 from . import _engine
-from ._validate import map_arguments
+from ._validate import DEFAULT, map_arguments
 
 #: map()'s default window is this many items per worker thread: enough to
 #: keep every worker busy while the consumer is briefly slow and to absorb
@@ -18,7 +18,6 @@ from ._validate import map_arguments
 #: (seed 002) cannot pile up.  See README "Why this default".
 DEFAULT_BUFFERSIZE_PER_WORKER = 32
 
-_DEFAULT = object()
 _cpu_count = getattr(os, "process_cpu_count", os.cpu_count)
 
 # Engines of live executors, for the exit hook.
@@ -81,7 +80,7 @@ class ThreadPoolExecutor(_base.Executor):
 
     submit.__doc__ = _base.Executor.submit.__doc__
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=_DEFAULT,
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=DEFAULT,
             unordered=False):
         """Return an iterator equivalent to map(fn, *iterables), lazily.
 
@@ -91,12 +90,14 @@ class ThreadPoolExecutor(_base.Executor):
         and the next call to next() goes on; an exception from the input is
         raised after every earlier result and ends the iteration.
         ``timeout`` is one deadline counted from this call.  Closing the
-        iterator (or dropping it once started) cancels what has not started;
-        dropping it before it started lets every item run."""
-        if buffersize is _DEFAULT:
-            buffersize = DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers
-        iterator, star, window = map_arguments(iterables, buffersize)
-        return self._pool.map(fn, iterator, star, window, bool(unordered), timeout)
+        iterator (or dropping it once started) cancels what has not started.
+        Dropping it before it started lets every item run, unless
+        ``buffersize`` was given as an integer: then, as in Python 3.14,
+        what was acquired runs and no more input is read."""
+        iterator, star, window, stop_when_dropped = map_arguments(
+            iterables, buffersize, DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers)
+        return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
+                              stop_when_dropped)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._pool.shutdown(wait, cancel_futures, False)

@@ -118,6 +118,7 @@ typedef struct sf_map_request {
     int star;             /* fn(*item): several iterables were zipped */
     Py_ssize_t window;    /* 0: unbounded */
     int unordered;
+    int stop_when_dropped; /* dropped unstarted: read no more input (3.14's rule) */
     double timeout;       /* whole map, seconds; < 0: none */
     int chunksize;        /* process pools: 0 = adaptive */
     double task_timeout;  /* process pools: per item, seconds; <= 0: none */

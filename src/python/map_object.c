@@ -11,7 +11,9 @@
  * The iterator owns the consumer reference: close() or collecting a started
  * iterator cancels what has not started; collecting one that was never
  * started detaches it, so fire-and-forget `ex.map(f, xs)` still runs every
- * item.  It holds the Pool, so dropping the executor never truncates it,
+ * item, unless the map was given an explicit buffersize: then, as in
+ * Python 3.14, it abandons it (what was acquired runs, no more input is
+ * read), so a dropped map over an endless input ends.  It holds the Pool, so dropping the executor never truncates it,
  * and it keeps no reference to a result it has yielded.  On a process pool
  * the work stage is process_pool.c's batch op, with larger, time-sized
  * batches (a message per batch) or the user's chunksize.
@@ -37,6 +39,7 @@ typedef struct SfMapIterObject {
     PyObject *pool;   /* keeps the engine alive while we iterate */
     int64_t deadline; /* -1: none */
     int started;
+    int stop_when_dropped; /* dropped before it started: abandon, not detach */
     int sleepers;     /* threads inside sf_map_next with the GIL released */
     PyObject *weakreflist;
 } SfMapIterObject;
@@ -116,6 +119,7 @@ PyObject *sf_map_iter_new(SfPoolObject *pool, const sf_map_request *rq)
     it->pool = Py_NewRef((PyObject *)pool);
     it->deadline = rq->timeout < 0 ? -1 : sf_now_ns() + (int64_t)(rq->timeout * 1e9);
     it->started = 0;
+    it->stop_when_dropped = rq->stop_when_dropped;
     it->sleepers = 0;
     it->weakreflist = NULL;
     ctx->fn = Py_NewRef(rq->fn);
@@ -267,9 +271,11 @@ static void mapiter_dealloc(SfMapIterObject *it)
         sf_map *map = it->map;
         it->map = NULL;
         if (it->started)
-            sf_map_close(map);  /* early exit: cancel what has not started */
+            sf_map_close(map);   /* early exit: cancel what has not started */
+        else if (it->stop_when_dropped)
+            sf_map_abandon(map); /* an explicit buffersize: read no more input */
         else
-            sf_map_detach(map); /* fire-and-forget: run everything */
+            sf_map_detach(map);  /* fire-and-forget: run everything */
     }
     Py_CLEAR(it->pool);
     PyObject_GC_Del(it);

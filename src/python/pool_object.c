@@ -224,14 +224,15 @@ static PyObject *pool_submit(SfPoolObject *self, PyObject *const *argv, Py_ssize
     return future;
 }
 
-/* map(fn, iterator, star, window, unordered, timeout[, chunksize, task_timeout]) */
+/* map(fn, iterator, star, window, unordered, timeout, stop_when_dropped[, chunksize,
+ *     task_timeout]) */
 static PyObject *pool_map(SfPoolObject *self, PyObject *args)
 {
     PyObject *timeout, *task_timeout = Py_None;
     sf_map_request request = {0};
-    if (!PyArg_ParseTuple(args, "OOpnpO|iO", &request.fn, &request.iterator, &request.star,
-                          &request.window, &request.unordered, &timeout, &request.chunksize,
-                          &task_timeout))
+    if (!PyArg_ParseTuple(args, "OOpnpOp|iO", &request.fn, &request.iterator, &request.star,
+                          &request.window, &request.unordered, &timeout,
+                          &request.stop_when_dropped, &request.chunksize, &task_timeout))
         return NULL;
     if (refuse_new_work(self) < 0)
         return NULL;
@@ -434,7 +435,8 @@ static PyMethodDef pool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))pool_submit, METH_FASTCALL,
      "submit(fn, args, kwargs[, task_timeout]) -> concurrent.futures.Future"},
     {"map", (PyCFunction)pool_map, METH_VARARGS,
-     "map(fn, iterator, star, window, unordered, timeout[, chunksize, task_timeout])"},
+     "map(fn, iterator, star, window, unordered, timeout, stop_when_dropped[, chunksize, "
+     "task_timeout])"},
     {"shutdown", (PyCFunction)pool_shutdown, METH_VARARGS,
      "shutdown(wait, cancel_futures, cancel_maps)"},
     {NULL, NULL, 0, NULL},

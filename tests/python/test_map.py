@@ -357,6 +357,9 @@ def test_early_exit_cancels_what_has_not_started_and_stops_the_input(how):
 
 
 # 8. fire-and-forget -------------------------------------------------------
+# The default window (or None) keeps the classic rule: a map dropped before
+# it started runs every item.  An explicit integer buffersize follows
+# Python 3.14: the dropped map reads no more input.
 
 
 def test_a_map_never_iterated_still_runs_every_item_in_bounded_memory():
@@ -369,17 +372,85 @@ def test_a_map_never_iterated_still_runs_every_item_in_bounded_memory():
         done.append(i)
 
     with sf.ThreadPoolExecutor(3) as ex:
-        ex.map(record, source, buffersize=8)  # result dropped at once
+        ex.map(record, source)  # result dropped at once
     assert sorted(done) == list(range(3000))
-    assert worst[0] <= 8
+    assert worst[0] <= sf.DEFAULT_BUFFERSIZE_PER_WORKER * 3
 
 
-def test_shutdown_waits_for_a_dropped_map():
+@pytest.mark.parametrize("buffersize", ["default", None])
+def test_shutdown_waits_for_a_dropped_map(buffersize):
     done = []
     ex = sf.ThreadPoolExecutor(2)
-    ex.map(lambda i: done.append(i), range(500), buffersize=4)
+    kwargs = {} if buffersize == "default" else {"buffersize": buffersize}
+    ex.map(lambda i: done.append(i), range(500), **kwargs)
     ex.shutdown(wait=True)
-    assert len(done) == 500
+    assert sorted(done) == list(range(500))
+
+
+class EndlessInput:
+    """An endless, slow input like a live feed: counts what was pulled."""
+
+    def __init__(self, delay=0.002):
+        self.delay = delay
+        self.pulled = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        time.sleep(self.delay)
+        self.pulled += 1
+        return self.pulled
+
+
+@pytest.mark.parametrize("unordered", [False, True])
+def test_a_dropped_map_with_an_explicit_buffersize_stops_reading_its_input(unordered):
+    # seed 001's regression scenario: this with-block used to never exit
+    source, ran = EndlessInput(), []
+    with sf.ThreadPoolExecutor(2) as ex:
+        ex.map(ran.append, source, buffersize=10, unordered=unordered)
+    pulled = source.pulled
+    assert pulled <= 10 + 1  # the window, plus the one pull under way
+    assert len(ran) <= pulled  # what was acquired may run; nothing else
+    time.sleep(0.05)
+    assert source.pulled == pulled  # nothing reads it any more
+
+
+def test_a_dropped_explicit_buffersize_map_runs_what_it_had_acquired():
+    gate, ran = Gate(), []
+
+    def work(i):
+        gate.wait()
+        ran.append(i)
+
+    source = CountingInput(range(1000))
+    ex = sf.ThreadPoolExecutor(2)
+    it = ex.map(work, source, buffersize=6)
+    wait_until(lambda: source.pulled == 6 and it._outstanding() == 6, "window filled")
+    del it  # never started: 3.14 runs what it had submitted, reads no more
+    gate.open()
+    ex.shutdown(wait=True)
+    assert source.pulled == 6
+    assert sorted(ran) == list(range(6))
+
+
+def test_a_dropped_started_map_with_an_explicit_buffersize_cancels_the_rest():
+    gate, ran = Gate(), []
+
+    def work(i):
+        if i > 0:
+            gate.wait()
+        ran.append(i)
+
+    source = CountingInput(range(1000))
+    with sf.ThreadPoolExecutor(2) as ex:
+        it = ex.map(work, source, buffersize=6)
+        assert next(it) is None
+        wait_until(lambda: source.pulled == 7, "window refilled")
+        del it  # started: what has not started is cancelled
+        gate.open()
+    assert source.pulled == 7
+    assert ran[0] == 0 and len(ran) <= 1 + 2  # item 0, and what the 2 workers had taken
 
 
 # 9. the iterator keeps what it needs alive ----------------------------------

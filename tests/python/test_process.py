@@ -252,6 +252,35 @@ def test_early_exit_cancels_what_has_not_started(tmp_path):
     assert len(ran) <= 3 + 8  # what was yielded plus at most the window
 
 
+def test_a_dropped_map_with_an_explicit_buffersize_stops_reading_its_input(tmp_path):
+    # seed 001's regression scenario on a process pool: the with-block exits
+    path, pulled = str(tmp_path / "ran"), []
+
+    def endless():
+        for i in itertools.count():
+            pulled.append(i)
+            yield path, i
+
+    with pool(2) as ex:
+        ex.map(t.record, endless(), buffersize=10)
+    assert len(pulled) <= 10 + 1  # the window, plus the one pull under way
+    ran = sorted(int(line) for line in open(path)) if os.path.exists(path) else []
+    assert set(ran) <= set(pulled) and len(ran) == len(set(ran))  # acquired items, once
+
+
+@pytest.mark.parametrize("use_with", [True, False])
+def test_a_dropped_map_with_the_default_window_runs_every_item(tmp_path, use_with):
+    path = str(tmp_path / "ran")
+    ex = pool(2)
+    ex.map(t.record, ((path, i) for i in range(40)))  # never iterated
+    if use_with:
+        with ex:
+            pass
+    else:
+        ex.shutdown(wait=True)
+    assert sorted(int(line) for line in open(path)) == list(range(40))
+
+
 def test_shutdown_cancel_futures_cancels_pending_submissions():
     ex = pool(1)
     first = ex.submit(t.sleep_at, (0, 0.5))

@@ -102,12 +102,38 @@ def test_exit_runs_fire_and_forget_work_to_the_end_like_the_stdlib():
     done = []
     atexit.register(lambda: print(len(done)))   # runs after the executors' exit hook
     ex = sf.ThreadPoolExecutor(2)
-    ex.map(done.append, range(2000), buffersize=4)
+    ex.map(done.append, range(2000))            # the default window: the classic rule
     ex.submit(done.append, -1)
     """)
     code, out, err = finish(proc)
     assert code == 0, err
     assert out.split() == ["2001"]
+
+
+@pytest.mark.parametrize("executor", ["ThreadPoolExecutor", "ProcessPoolExecutor"])
+def test_exit_with_a_dropped_explicit_buffersize_map_over_an_endless_input(executor):
+    # seed 001's scenario at interpreter exit: a live feed, a map dropped
+    # unread; 3.14's rule stops reading the feed, so the exit hook's join ends
+    proc = child(f"""
+    import atexit, itertools, time
+    import streamfutures as sf
+    pulled = []
+    def produce():
+        for i in itertools.count():
+            time.sleep(0.01)
+            pulled.append(i)
+            yield i
+    atexit.register(lambda: print(len(pulled)))   # runs after the executors' exit hook
+    ex = sf.{executor}(2)
+    ex.map(abs, produce(), buffersize=10)
+    time.sleep(0.2)
+    print("dropped")
+    """)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    said = out.split()
+    assert said[0] == "dropped"
+    assert int(said[1]) <= 10 + 1  # the window, plus the one pull under way
 
 
 def test_new_work_is_refused_once_the_interpreter_is_exiting():
