@@ -11,17 +11,23 @@ WARN = -Wall -Wextra -Werror -Wshadow
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -Iinclude -pthread
 CORE_SRC = $(wildcard src/core/*.c)
-CORE_HDR = include/streamfutures.h src/core/internal.h
+CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
 .PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example clean
 
 all: lib ext
 
-build/libstreamfutures.a: $(CORE_SRC) $(CORE_HDR)
+CORE_OBJ = $(patsubst src/core/%.c,build/obj/%.o,$(CORE_SRC))
+
+build/obj/%.o: src/core/%.c $(CORE_HDR)
 	@mkdir -p build/obj
-	@for f in $(CORE_SRC); do $(CC) $(ALL_CFLAGS) -fPIC -c $$f -o build/obj/$$(basename $$f .c).o || exit 1; done
-	ar rcs $@ build/obj/*.o
+	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+# made anew, so an object of a renamed or removed source never lingers
+build/libstreamfutures.a: $(CORE_OBJ)
+	rm -f $@
+	ar rcs $@ $(CORE_OBJ)
 
 lib: build/libstreamfutures.a
 

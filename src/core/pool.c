@@ -22,8 +22,11 @@
  * pool's fork generation (sync.c) before taking a lock, and a forked
  * child's pool refuses work with -ECHILD and is never joined or freed.
  *
+ * The pool knows nothing of maps: a map registers a shutdown listener
+ * (pool_internal.h), which shutdown calls with pool->mu released.
+ *
  * Lock order: a map's mutex, then pool->mu.  pool->mu is never held while
- * calling a job, a hook or a map function, and never while sleeping.
+ * calling a job, a hook or a listener, and never while sleeping.
  * Threads attach (hooks.attach) before running jobs and detach before
  * parking and every jobs_per_attach jobs, so a runtime lock is shared.
  */
@@ -35,7 +38,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "pool_internal.h"
+#include "sync.h"
 
 typedef struct thread_node {
     pthread_t tid;
@@ -60,7 +64,7 @@ struct sf_pool {
     unsigned active;
     int shutdown;
     _Atomic int broken;
-    sf__map_link maps; /* registry of live maps (circular, sentinel) */
+    sf__shutdown_listener listeners; /* live listeners (circular, sentinel) */
     unsigned fork_generation; /* sf__fork_generation when created */
 };
 
@@ -281,7 +285,7 @@ int sf_pool_create(sf_pool **out, const sf_pool_options *options)
     pool->options.thread_name_prefix = pool->prefix;
     sf__event_init(&pool->lanes[0].ready);
     sf__event_init(&pool->lanes[1].ready);
-    pool->maps.prev = pool->maps.next = &pool->maps;
+    pool->listeners.prev = pool->listeners.next = &pool->listeners;
     pool->fork_generation = sf__fork_generation();
     atomic_init(&pool->broken, 0);
     *out = pool;
@@ -336,9 +340,8 @@ int sf_pool_submit(sf_pool *pool, sf_job *job)
 
 unsigned sf_pool_max_threads(const sf_pool *pool) { return pool->options.max_threads; }
 
-int sf__pool_register_map(sf_pool *pool, sf_map *map)
+int sf__pool_listen(sf_pool *pool, sf__shutdown_listener *link)
 {
-    sf__map_link *link = sf__map_link_of(map);
     int rc = 0;
     if (sf__pool_forked(pool))
         return -ECHILD;
@@ -348,18 +351,17 @@ int sf__pool_register_map(sf_pool *pool, sf_map *map)
     else if (pool->shutdown)
         rc = -ESHUTDOWN;
     else {
-        link->next = &pool->maps;
-        link->prev = pool->maps.prev;
-        pool->maps.prev->next = link;
-        pool->maps.prev = link;
+        link->next = &pool->listeners;
+        link->prev = pool->listeners.prev;
+        pool->listeners.prev->next = link;
+        pool->listeners.prev = link;
     }
     sf__unlock(&pool->mu);
     return rc;
 }
 
-void sf__pool_unregister_map(sf_pool *pool, sf_map *map)
+void sf__pool_unlisten(sf_pool *pool, sf__shutdown_listener *link)
 {
-    sf__map_link *link = sf__map_link_of(map);
     sf__lock(&pool->mu);
     link->prev->next = link->next;
     link->next->prev = link->prev;
@@ -370,8 +372,8 @@ void sf__pool_unregister_map(sf_pool *pool, sf_map *map)
 void sf_pool_shutdown(sf_pool *pool, unsigned flags)
 {
     sf_job *work = NULL, *input = NULL;
-    sf_map **maps = NULL;
-    size_t nmaps = 0, i;
+    sf__shutdown_listener **held = NULL;
+    size_t nheld = 0, i;
     unsigned dropped = 0;
     int cancel_pending = (flags & SF_SHUTDOWN_CANCEL_PENDING) != 0;
     int cancel_input = (flags & SF_SHUTDOWN_CANCEL_MAPS) != 0;
@@ -389,21 +391,21 @@ void sf_pool_shutdown(sf_pool *pool, unsigned flags)
     }
     if (cancel_pending || cancel_input) {
         size_t cap = 0;
-        sf__map_link *link;
-        for (link = pool->maps.next; link != &pool->maps; link = link->next)
+        sf__shutdown_listener *link;
+        for (link = pool->listeners.next; link != &pool->listeners; link = link->next)
             cap++;
-        maps = cap ? malloc(cap * sizeof *maps) : NULL;
-        for (link = pool->maps.next; maps && link != &pool->maps; link = link->next)
-            if (sf__map_try_ref(sf__map_of_link(link)))
-                maps[nmaps++] = sf__map_of_link(link);
+        held = cap ? malloc(cap * sizeof *held) : NULL;
+        for (link = pool->listeners.next; held && link != &pool->listeners; link = link->next)
+            if (link->ops->hold(link))
+                held[nheld++] = link;
     }
     sf__unlock(&pool->mu);
 
-    for (i = 0; i < nmaps; i++) {
-        sf__map_on_shutdown(maps[i], cancel_pending, cancel_input);
-        sf__map_unref(maps[i]);
+    for (i = 0; i < nheld; i++) {
+        held[i]->ops->on_shutdown(held[i], cancel_pending, cancel_input);
+        held[i]->ops->release(held[i]);
     }
-    free(maps);
+    free(held);
     if (dropped) {
         drop_list(work, -ECANCELED);
         drop_list(input, -ECANCELED);
@@ -486,7 +488,7 @@ void sf_pool_destroy(sf_pool *pool)
     if (sf__pool_forked(pool))
         return; /* forked child: the memory is the parent's business */
     sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT);
-    if (pool->maps.next != &pool->maps)
+    if (pool->listeners.next != &pool->listeners)
         abort(); /* a map outlived its pool: a caller broke the contract */
     pthread_mutex_destroy(&pool->mu);
     free(pool);

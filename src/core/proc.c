@@ -27,8 +27,8 @@
  * Invariants: in.start <= in.end <= in.cap; a message returned by recv
  * stays in `in` until the next recv (consume), so its bytes stay valid.
  * No locks: a channel belongs to one thread at a time (the embedder's).
- * Writers must ignore SIGPIPE (CPython does): a dead reader is reported as
- * -EPIPE, not a signal.
+ * Writers must ignore SIGPIPE (CPython does; streamfutures_proc.h says so
+ * to C users): a dead reader is reported as -EPIPE, not a signal.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,24 +41,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc_ring.h"
 
 #define HEADER 16
+/* A worker's "look at the ring" nudge through the pipe; recv swallows it. */
+#define SF_PROC_KIND_DOORBELL 0xfffffffdu
 #define READ_CHUNK 65536
 /* While results arrive faster than one per STREAM_POLL_NS, the parent looks
  * at the ring on a timer instead of being woken for each: a stream of
- * 100 us tasks then costs the parent one wake-up per twenty results, not
- * one each (the first result after a quiet spell, and the last of every
- * task message the worker has no successor for, ring at once).  As long as
- * the stream goes on, each look doubles the interval up to
- * STREAM_POLL_MAX_NS, unless the ring filled past RING_FILL_LIMIT meanwhile
- * (then it halves: a full ring would stall the worker until the next look).
- * A result waits at most STREAM_POLL_MAX_NS.  Measured on seed 004's
- * factorization (100 000 items of 30-100 us, 2 cores, where the parent's
- * CPU time is taken from the workers): a fixed 2 ms poll cost the parent
- * about 19,000 context switches and 0.44 s of CPU time, the stdlib at
- * chunksize 1000 about 650 and 0.12 s; growing polls (with 40 ms task
- * messages, map_object.c) bring ours to about 1,600 and 0.12 s. */
+ * short tasks then costs the parent one wake-up per many results, not one
+ * each (the first result after a quiet spell, and the last of every task
+ * message the worker has no successor for, ring at once).  As long as the
+ * stream goes on, each look doubles the interval up to STREAM_POLL_MAX_NS,
+ * unless the ring filled past RING_FILL_LIMIT meanwhile (then it halves: a
+ * full ring would stall the worker until the next look).  A result waits
+ * at most STREAM_POLL_MAX_NS.  Why: where workers fill every core, each
+ * parent wake-up is CPU time taken from a worker; bench/bench_process.py
+ * measures the effect on seed 004's factorization. */
 #define STREAM_POLL_NS 2000000
 #define STREAM_POLL_MAX_NS 32000000
 #define RING_FILL_LIMIT 0.125

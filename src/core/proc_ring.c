@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc_ring.h"
 
 #define RECORD_HEADER 16
 #define KIND_PAD 0xfffffff0u

@@ -29,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "streamfutures_proc.h"
 
 struct sf_proc_worker {
     sf_proc_worker_ops ops;

@@ -25,7 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "streamfutures.h"
+#include "sync.h"
 
 /* Bumped in the child of every fork(): engine objects made before it belong
  * to the parent (their threads do not exist here). */

@@ -5,7 +5,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "streamfutures.h"
+#include "streamfutures_proc.h"
 
 /* Objects imported from concurrent.futures at module init. */
 typedef struct sf_py_refs {

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "streamfutures.h"
+#include "streamfutures_proc.h"
 #include "test.h"
 
 static int gate_fd = -1;   /* the worker's read end of a gate pipe */

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "streamfutures.h"
+#include "streamfutures_proc.h"
 #include "test.h"
 
 #define MAX_ITEMS 64

@@ -1,5 +1,5 @@
 /*
- * window.c -- the lazy map: serial input -> parallel work -> serial output,
+ * map.c -- sf_map, the lazy map: serial input -> parallel work -> serial output,
  * bounded by a window of W tokens (the TBB pipeline shape).
  *
  * DESIGN.  A token is a slot.  The input stage (a job on the pool's input
@@ -32,6 +32,9 @@
  *   refs = consumer (0/1) + posted feed job (0/1) + posted work jobs;
  *   jobs_working <= jobs_posted <= max_jobs (the pool's worker count).
  *
+ * The pool reaches a live map only through its shutdown listener, which
+ * takes a reference (refs > 0) for the call.
+ *
  * Lock order: map->mu, then pool->mu (posting a job).  No callback (pull,
  * work, discard, destroy) is ever made with map->mu held: values to discard
  * are collected under the lock and released after it.
@@ -42,7 +45,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "pool_internal.h"
+#include "sync.h"
 
 #define DEFAULT_MAX_BATCH 128
 #define BATCH_EXTENSIONS 4        /* a work_batch batch may grow to this many claims */
@@ -92,7 +96,7 @@ typedef struct work_job {
 } work_job;
 
 struct sf_map {
-    sf__map_link link;
+    sf__shutdown_listener listener; /* the pool tells us of its shutdown */
     sf_pool *pool;
     sf_map_ops ops;
     void *ctx;
@@ -127,6 +131,9 @@ struct sf_map {
     int batch_cap;   /* a batch's room, extensions included */
     double batch_ns;
 };
+
+static void map_unref(sf_map *m);
+static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int cancel_input);
 
 /* ---- small helpers (map->mu held) ----------------------------------- */
 
@@ -400,7 +407,7 @@ static int feed_run(sf_job *job)
     sf__unlock(&m->mu);
     sf__event_signal_all(&m->changed);
     trash_empty(m, &t);
-    sf__map_unref(m);
+    map_unref(m);
     return SF_JOB_DONE;
 }
 
@@ -413,7 +420,7 @@ static void feed_drop(sf_job *job, int reason)
         m->input_state = reason == -EPIPE ? INPUT_BROKEN : INPUT_SHUT;
     sf__unlock(&m->mu);
     sf__event_signal_all(&m->changed);
-    sf__map_unref(m);
+    map_unref(m);
 }
 
 static long takeable(sf_map *m);
@@ -619,7 +626,7 @@ static int work_run(sf_job *job)
     wj->next_free = m->free_jobs;
     m->free_jobs = wj;
     sf__unlock(&m->mu);
-    sf__map_unref(m);
+    map_unref(m);
     return SF_JOB_DONE;
 }
 
@@ -638,26 +645,34 @@ static void work_drop(sf_job *job, int reason)
     sf__unlock(&m->mu);
     sf__event_signal_all(&m->changed);
     trash_empty(m, &t);
-    sf__map_unref(m);
+    map_unref(m);
 }
 
 /* ---- life cycle ------------------------------------------------------ */
 
-sf__map_link *sf__map_link_of(sf_map *map) { return &map->link; }
-
-sf_map *sf__map_of_link(sf__map_link *link)
+static sf_map *map_of(sf__shutdown_listener *listener)
 {
-    return (sf_map *)((char *)link - offsetof(sf_map, link));
+    return (sf_map *)((char *)listener - offsetof(sf_map, listener));
 }
 
-int sf__map_try_ref(sf_map *map)
+/* A reference for the pool's shutdown, unless the map is already going. */
+static int hold_for_shutdown(sf__shutdown_listener *listener)
 {
+    sf_map *map = map_of(listener);
     long refs = atomic_load(&map->refs);
     while (refs > 0)
         if (atomic_compare_exchange_weak(&map->refs, &refs, refs + 1))
             return 1;
     return 0;
 }
+
+static void release_after_shutdown(sf__shutdown_listener *listener)
+{
+    map_unref(map_of(listener));
+}
+
+static const sf__shutdown_listener_ops shutdown_listener_ops = {
+    hold_for_shutdown, release_after_shutdown, on_shutdown};
 
 static void map_free_arrays(sf_map *m)
 {
@@ -675,12 +690,12 @@ static void map_free_arrays(sf_map *m)
     free(m->jobs);
 }
 
-void sf__map_unref(sf_map *m)
+static void map_unref(sf_map *m)
 {
     size_t i;
     if (atomic_fetch_sub(&m->refs, 1) != 1)
         return;
-    sf__pool_unregister_map(m->pool, m);
+    sf__pool_unlisten(m->pool, &m->listener);
     for (i = 0; i < m->cap; i++)
         if (m->slots[i].value)
             m->ops.discard(m->ctx, m->slots[i].value);
@@ -764,9 +779,10 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     sf__mutex_init(&m->mu);
     sf__event_init(&m->changed);
     atomic_init(&m->refs, 1);
-    m->link.prev = m->link.next = &m->link;
+    m->listener.prev = m->listener.next = &m->listener;
+    m->listener.ops = &shutdown_listener_ops;
 
-    rc = sf__pool_register_map(pool, m);
+    rc = sf__pool_listen(pool, &m->listener);
     if (rc != 0) {
         pthread_mutex_destroy(&m->mu);
         map_free_arrays(m);
@@ -779,7 +795,7 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     sf__unlock(&m->mu);
     if (rc != 0) {
         m->ops.destroy = NULL; /* on failure the caller keeps ctx */
-        sf__map_unref(m);
+        map_unref(m);
         return rc;
     }
     *out = m;
@@ -896,7 +912,7 @@ void sf_map_close(sf_map *m)
     if (sf__pool_forked(m->pool))
         return;
     sf_map_cancel(m);
-    sf__map_unref(m);
+    map_unref(m);
 }
 
 /* The consumer leaves without cancelling: what was acquired still runs
@@ -918,15 +934,18 @@ static void let_go(sf_map *m, int keep_reading)
         m->input_state = INPUT_STOPPED; /* a pull under way is discarded when it returns */
     sf__unlock(&m->mu);
     trash_empty(m, &t);
-    sf__map_unref(m);
+    map_unref(m);
 }
 
 void sf_map_detach(sf_map *m) { let_go(m, 1); }
 
 void sf_map_abandon(sf_map *m) { let_go(m, 0); }
 
-void sf__map_on_shutdown(sf_map *m, int cancel_pending, int cancel_input)
+/* Shutdown reached this map: cancel items not started (cancel_pending) and
+ * stop its input if it still has a consumer (cancel_input). */
+static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int cancel_input)
 {
+    sf_map *m = map_of(listener);
     trash t = {0};
     sf__lock(&m->mu);
     if ((cancel_pending || (cancel_input && m->consumer)) && m->input_state == INPUT_OPEN)

@@ -1,4 +1,4 @@
-/* test_window.c -- the lazy map: order, the window bound, per-item errors,
+/* test_map.c -- the lazy map (src/core/map.c): order, the window bound, per-item errors,
  * input errors, early exit, fire-and-forget, shutdown, unbounded growth.
  * Items are the numbers 1..N (as pointers); a result is 10*item, a work
  * error is -item.  Every pulled item must come back exactly once: as a
