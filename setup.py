@@ -11,7 +11,7 @@ setup(
             sources=sorted(glob("src/core/*.c")) + sorted(glob("src/python/*.c")),
             include_dirs=["include", "src/core", "src/python"],
             extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Werror",
-                                "-O2"],
+                                "-O2", "-fvisibility=hidden"],
         )
     ]
 )

@@ -8,9 +8,9 @@
  * PyErr_GetRaisedException for this; older versions need fetch+normalize.
  * No locks; callers hold the GIL.
  */
-#include "binding.h"
+#include "compat.h"
 
-PyObject *sf_fetch_exception(void)
+PyObject *sfpy_fetch_exception(void)
 {
 #if PY_VERSION_HEX >= 0x030C0000
     return PyErr_GetRaisedException();
@@ -29,7 +29,7 @@ PyObject *sf_fetch_exception(void)
 #endif
 }
 
-void sf_raise_exception(PyObject *exc)
+void sfpy_raise_exception(PyObject *exc)
 {
 #if PY_VERSION_HEX >= 0x030C0000
     PyErr_SetRaisedException(exc);

@@ -20,23 +20,26 @@
  */
 #include <errno.h>
 
-#include "binding.h"
+#include "map_object.h"
+#include "compat.h"
+#include "map_ctx.h"
+#include "process_pool.h"
 
 #define WAIT_SLICE_NS 50000000 /* how often a sleeping next() checks signals */
 
 /* process pools: adaptive batches aim at this much work per message.  Each
  * message costs the parent wake-ups, which on a machine with as many
- * workers as cores are taken from the workers (seed 004's factorization,
- * 2 cores: 10 ms messages cost the parent twice the context switches of
- * 40 ms ones, 3,200 against 1,600); a map's last items are claimed in smaller batches (a
- * fair share of what is ready), so the ends stay balanced. */
+ * workers as cores are taken from the workers, so messages are long; a
+ * map's last items are claimed in smaller batches (a fair share of what is
+ * ready), so the ends stay balanced.  bench/bench_process.py measures it. */
 #define PROCESS_BATCH_NS 40000000
 #define PROCESS_MAX_BATCH 4096
 
 typedef struct SfMapIterObject {
     PyObject_HEAD
     sf_map *map;      /* NULL once finished or closed */
-    PyObject *pool;   /* keeps the engine alive while we iterate */
+    PyObject *pool;   /* the Pool object: keeps the engine alive while we iterate */
+    sfpy_pool_ctx *pool_ctx; /* the Pool's, alive as long as `pool` */
     int64_t deadline; /* -1: none */
     int started;
     int stop_when_dropped; /* dropped before it started: abandon, not detach */
@@ -46,7 +49,7 @@ typedef struct SfMapIterObject {
 
 static enum sf_pull ctx_pull(void *raw, void **item)
 {
-    map_ctx *ctx = raw;
+    sfpy_map_ctx *ctx = raw;
     PyObject *next = PyIter_Next(ctx->iterator);
     if (next) {
         *item = next;
@@ -54,7 +57,7 @@ static enum sf_pull ctx_pull(void *raw, void **item)
     }
     if (!PyErr_Occurred())
         return SF_PULL_END;
-    *item = sf_fetch_exception();
+    *item = sfpy_fetch_exception();
     return SF_PULL_ERROR;
 }
 
@@ -70,7 +73,7 @@ static int never_blocks(PyObject *iterator)
 
 static int ctx_work(void *raw, void **value)
 {
-    map_ctx *ctx = raw;
+    sfpy_map_ctx *ctx = raw;
     PyObject *item = *value;
     PyObject *result = ctx->star ? PyObject_Call(ctx->fn, item, NULL)
                                  : PyObject_CallOneArg(ctx->fn, item);
@@ -79,7 +82,7 @@ static int ctx_work(void *raw, void **value)
         *value = result;
         return 0;
     }
-    *value = sf_fetch_exception();
+    *value = sfpy_fetch_exception();
     return 1;
 }
 
@@ -91,7 +94,7 @@ static void ctx_discard(void *raw, void *value)
 
 static void ctx_destroy(void *raw)
 {
-    map_ctx *ctx = raw;
+    sfpy_map_ctx *ctx = raw;
     Py_DECREF(ctx->fn);
     Py_DECREF(ctx->iterator);
     PyMem_RawFree(ctx);
@@ -104,19 +107,21 @@ static const sf_map_ops python_map_ops = {
 static const sf_map_ops process_map_ops = {.pull = ctx_pull,
                                            .discard = ctx_discard,
                                            .destroy = ctx_destroy,
-                                           .work_batch = sf_proc_map_work_batch};
+                                           .work_batch = sfpy_process_map_batch};
 
-PyObject *sf_map_iter_new(SfPoolObject *pool, const sf_map_request *rq)
+PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *pool,
+                            const sfpy_map_request *rq)
 {
-    SfMapIterObject *it = PyObject_GC_New(SfMapIterObject, &SfMapIter_Type);
-    map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
+    SfMapIterObject *it = PyObject_GC_New(SfMapIterObject, pool_ctx->state->map_iter_type);
+    sfpy_map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
     if (!it || !ctx) {
         Py_XDECREF(it);
         PyMem_RawFree(ctx);
         return PyErr_NoMemory();
     }
     it->map = NULL;
-    it->pool = Py_NewRef((PyObject *)pool);
+    it->pool = Py_NewRef(owner);
+    it->pool_ctx = pool_ctx;
     it->deadline = rq->timeout < 0 ? -1 : sf_now_ns() + (int64_t)(rq->timeout * 1e9);
     it->started = 0;
     it->stop_when_dropped = rq->stop_when_dropped;
@@ -127,13 +132,13 @@ PyObject *sf_map_iter_new(SfPoolObject *pool, const sf_map_request *rq)
     ctx->star = rq->star;
     ctx->task_timeout = rq->task_timeout;
     ctx->task_timeout_ns = rq->task_timeout > 0 ? (int64_t)(rq->task_timeout * 1e9) : 0;
-    ctx->hooks = pool->hooks;
-    ctx->pool = pool->pool;
+    ctx->pool_ctx = pool_ctx;
+    ctx->pool = pool;
     sf_map_options options = {.window = rq->window > 0 ? (size_t)rq->window : SF_WINDOW_UNBOUNDED,
                               .unordered = rq->unordered,
                               .pull_never_blocks = never_blocks(rq->iterator)};
     const sf_map_ops *ops = &python_map_ops;
-    if (pool->hooks->proc) {
+    if (pool_ctx->proc) {
         /* a message per batch: aim for batches of PROCESS_BATCH_NS, but
          * keep at least two batches per worker inside the window so none
          * waits */
@@ -141,17 +146,17 @@ PyObject *sf_map_iter_new(SfPoolObject *pool, const sf_map_request *rq)
         options.batch = rq->chunksize;
         options.batch_ns = PROCESS_BATCH_NS;
         options.max_batch = PROCESS_MAX_BATCH;
-        unsigned workers = sf_pool_max_threads(pool->pool);
+        unsigned workers = sf_pool_max_threads(pool);
         if (rq->window > 0 && (size_t)options.max_batch * 2 * workers > (size_t)rq->window)
             options.max_batch = (int)(rq->window / (2 * (Py_ssize_t)workers));
         if (options.max_batch < 1)
             options.max_batch = 1;
     }
-    int rc = sf_map_create(&it->map, pool->pool, ops, ctx, &options);
+    int rc = sf_map_create(&it->map, pool, ops, ctx, &options);
     if (rc != 0) {
         ctx_destroy(ctx);
         Py_DECREF(it);
-        return sf_raise_for_pool_error(pool->hooks, rc), NULL;
+        return sfpy_raise_for_pool_error(pool_ctx, rc), NULL;
     }
     PyObject_GC_Track(it);
     return (PyObject *)it;
@@ -193,11 +198,11 @@ static PyObject *mapiter_next(SfMapIterObject *it)
     rc = sf_map_next(it->map, &value, 0);
     while (rc < 0) {
         if (rc == -ECHILD) /* inherited through fork: nothing will ever come */
-            return raise_and_finish(it, PyExc_RuntimeError, SF_FORKED_MESSAGE);
+            return raise_and_finish(it, PyExc_RuntimeError, SFPY_FORKED_MESSAGE);
         int64_t now = sf_now_ns(), until = now + WAIT_SLICE_NS;
         if (it->deadline >= 0 && now >= it->deadline)
             /* one deadline for the whole map: cancel everything pending */
-            return raise_and_finish(it, sf_py.timeout_error, NULL);
+            return raise_and_finish(it, it->pool_ctx->state->timeout_error, NULL);
         if (it->deadline >= 0 && it->deadline < until)
             until = it->deadline;
         sf_map *map = it->map;
@@ -215,21 +220,19 @@ static PyObject *mapiter_next(SfMapIterObject *it)
     case SF_RESULT:
         return value;
     case SF_ERROR: /* raised at its position; the next call goes on */
-        sf_raise_exception(value);
+        sfpy_raise_exception(value);
         return NULL;
     case SF_CANCELLED:
-        PyErr_SetNone(sf_py.cancelled_error);
+        PyErr_SetNone(it->pool_ctx->state->cancelled_error);
         return NULL;
     case SF_INPUT_ERROR: /* raised after every earlier result; ends it */
         finish(it);
-        sf_raise_exception(value);
+        sfpy_raise_exception(value);
         return NULL;
     case SF_SHUT_DOWN:
-        return raise_and_finish(it, PyExc_RuntimeError, SF_SHUTDOWN_MESSAGE);
-    case SF_BROKEN: {
-        const sf_hook_ctx *hooks = ((SfPoolObject *)it->pool)->hooks;
-        return raise_and_finish(it, hooks->broken_type, hooks->broken_message);
-    }
+        return raise_and_finish(it, PyExc_RuntimeError, SFPY_SHUTDOWN_MESSAGE);
+    case SF_BROKEN:
+        return raise_and_finish(it, it->pool_ctx->broken_type, it->pool_ctx->broken_message);
     default: /* SF_END */
         finish(it);
         return NULL;
@@ -264,6 +267,7 @@ static PyObject *mapiter_exit(SfMapIterObject *it, PyObject *args)
 
 static void mapiter_dealloc(SfMapIterObject *it)
 {
+    PyTypeObject *type = Py_TYPE(it);
     PyObject_GC_UnTrack(it);
     if (it->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)it);
@@ -279,10 +283,15 @@ static void mapiter_dealloc(SfMapIterObject *it)
     }
     Py_CLEAR(it->pool);
     PyObject_GC_Del(it);
+    Py_DECREF(type); /* a heap type: each instance holds it */
 }
 
+/* No tp_clear: the Pool is the only reference the collector can see, and
+ * nothing the Pool holds leads back here but objects with a tp_clear of
+ * their own; dealloc needs the Pool's context to close or release the map. */
 static int mapiter_traverse(SfMapIterObject *it, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(it));
     Py_VISIT(it->pool);
     return 0;
 }
@@ -297,16 +306,26 @@ static PyMethodDef mapiter_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-PyTypeObject SfMapIter_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "streamfutures._engine.MapIterator",
-    .tp_basicsize = sizeof(SfMapIterObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Results of Executor.map, lazily, within a bounded window.",
-    .tp_dealloc = (destructor)mapiter_dealloc,
-    .tp_traverse = (traverseproc)mapiter_traverse,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)mapiter_next,
-    .tp_methods = mapiter_methods,
-    .tp_weaklistoffset = offsetof(SfMapIterObject, weakreflist),
+static PyMemberDef mapiter_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(SfMapIterObject, weakreflist), Py_READONLY,
+     NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot mapiter_slots[] = {
+    {Py_tp_doc, "Results of Executor.map, lazily, within a bounded window."},
+    {Py_tp_dealloc, mapiter_dealloc},
+    {Py_tp_traverse, mapiter_traverse},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, mapiter_next},
+    {Py_tp_methods, mapiter_methods},
+    {Py_tp_members, mapiter_members},
+    {0, NULL},
+};
+
+PyType_Spec sfpy_map_iter_spec = {
+    .name = "streamfutures._engine.MapIterator",
+    .basicsize = sizeof(SfMapIterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = mapiter_slots,
 };

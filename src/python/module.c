@@ -1,48 +1,46 @@
 /*
- * module.c -- streamfutures._engine: module set-up.
+ * module.c -- streamfutures._engine: module set-up (PEP 489 multi-phase
+ * init).
  *
- * DESIGN.  Imports the stdlib types our objects must interoperate with
+ * DESIGN.  Each interpreter that imports the module gets its own module
+ * state (state.h): the stdlib objects our objects must interoperate with
  * (Future, CancelledError, TimeoutError, BrokenThreadPool, the
- * concurrent.futures logger) once, and exposes Pool, MapIterator, the
- * exit hook's reap() and the interpreter-exit flag.  The module keeps the
- * GIL (no Py_mod_gil declaration): the binding relies on it to guard the
- * zombie list and the shutdown flags.  No locks of its own.
+ * concurrent.futures logger, pickle), the heap types Pool and MapIterator,
+ * the exit flag and the zombie registry.  Nothing is global, and engine
+ * threads attach to the interpreter that made their pool, so the module
+ * declares per-interpreter GIL support.  It keeps the GIL (no Py_mod_gil
+ * declaration): the binding relies on it to guard the zombie list and the
+ * shutdown flags.  No locks of its own.
  */
 #include <errno.h>
 
-#include "binding.h"
+#include "state.h"
+#include "map_object.h"
+#include "pool_object.h"
+#include "process_serve.h"
+#include "streamfutures_proc.h"
+#include "zombies.h"
 
-sf_py_refs sf_py;
-
-static PyObject *import_attr(const char *module, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule(module);
-    PyObject *attr = mod ? PyObject_GetAttrString(mod, name) : NULL;
-    Py_XDECREF(mod);
-    return attr;
-}
-
-static PyObject *module_reap(PyObject *self, PyObject *args)
+static PyObject *module_reap(PyObject *module, PyObject *args)
 {
     int block = 1;
-    (void)self;
     if (!PyArg_ParseTuple(args, "|p", &block))
         return NULL;
-    sf_zombies_reap(block);
+    sfpy_zombies_reap(sfpy_state_of(module), block);
     Py_RETURN_NONE;
 }
 
-static PyObject *module_set_exiting(PyObject *self, PyObject *unused)
+static PyObject *module_set_exiting(PyObject *module, PyObject *unused)
 {
-    (void)self, (void)unused;
-    sf_interpreter_exiting = 1;
+    (void)unused;
+    sfpy_state_of(module)->interpreter_exiting = 1;
     Py_RETURN_NONE;
 }
 
-static PyObject *module_ring_create(PyObject *self, PyObject *args)
+static PyObject *module_ring_create(PyObject *module, PyObject *args)
 {
     Py_ssize_t bytes;
-    (void)self;
+    (void)module;
     if (!PyArg_ParseTuple(args, "n", &bytes))
         return NULL;
     int fd = sf_proc_ring_create((size_t)bytes);
@@ -56,7 +54,7 @@ static PyObject *module_ring_create(PyObject *self, PyObject *args)
 static PyMethodDef module_methods[] = {
     {"ring_create", module_ring_create, METH_VARARGS,
      "ring_create(bytes) -> fd of a shared-memory result ring for one worker process."},
-    {"serve", sf_module_serve, METH_VARARGS,
+    {"serve", sfpy_serve, METH_VARARGS,
      "serve(task_fd, result_fd, ring_fd): a worker process's loop (returns when told to stop)."},
     {"reap", module_reap, METH_VARARGS,
      "reap(block=True): join engine pools whose executor is gone."},
@@ -65,52 +63,115 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef engine_module = {
-    PyModuleDef_HEAD_INIT, "_engine", "The C engine of streamfutures.", -1, module_methods,
-    NULL, NULL, NULL, NULL,
+/* Every PyObject field of the state, for traverse and clear. */
+#define STATE_OBJECTS(X)                                                                  \
+    X(pool_type) X(map_iter_type) X(future_type) X(cancelled_error) X(timeout_error)      \
+    X(broken_thread_pool) X(broken_process_pool) X(logger) X(thread_enter)                \
+    X(thread_leave) X(str_set_running) X(str_set_result) X(str_set_exception)             \
+    X(str_cancel) X(str_condition) X(str_state) X(str_result) X(str_exception)            \
+    X(state_pending) X(state_running) X(state_finished) X(pickle_dumps) X(pickle_loads)   \
+    X(pickle_protocol) X(exception_with_traceback) X(pickling_error)
+
+static PyObject *import_attr(const char *module, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    PyObject *attr = mod ? PyObject_GetAttrString(mod, name) : NULL;
+    Py_XDECREF(mod);
+    return attr;
+}
+
+/* Set *slot from a call that returned a new reference; -1 on error. */
+static int keep(PyObject **slot, PyObject *value)
+{
+    *slot = value;
+    return value ? 0 : -1;
+}
+
+static int add_type(PyObject *module, PyTypeObject **slot, PyType_Spec *spec)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
+    if (!type)
+        return -1;
+    *slot = (PyTypeObject *)type;
+    return PyModule_AddType(module, *slot);
+}
+
+static int module_exec(PyObject *module)
+{
+    sfpy_state *st = sfpy_state_of(module);
+    if (add_type(module, &st->pool_type, &sfpy_pool_spec) < 0 ||
+        add_type(module, &st->map_iter_type, &sfpy_map_iter_spec) < 0)
+        return -1;
+    if (keep(&st->future_type, import_attr("streamfutures._future", "EngineFuture")) < 0 ||
+        keep(&st->cancelled_error, import_attr("concurrent.futures", "CancelledError")) < 0 ||
+        keep(&st->timeout_error, import_attr("concurrent.futures", "TimeoutError")) < 0 ||
+        keep(&st->broken_thread_pool,
+             import_attr("concurrent.futures.thread", "BrokenThreadPool")) < 0 ||
+        keep(&st->broken_process_pool,
+             import_attr("concurrent.futures.process", "BrokenProcessPool")) < 0 ||
+        keep(&st->exception_with_traceback,
+             import_attr("concurrent.futures.process", "_ExceptionWithTraceback")) < 0 ||
+        keep(&st->pickle_dumps, import_attr("pickle", "dumps")) < 0 ||
+        keep(&st->pickle_loads, import_attr("pickle", "loads")) < 0 ||
+        keep(&st->pickle_protocol, PyLong_FromLong(5)) < 0 ||
+        keep(&st->pickling_error, import_attr("streamfutures._remote", "pickling_error")) < 0 ||
+        keep(&st->logger, import_attr("concurrent.futures._base", "LOGGER")) < 0 ||
+        keep(&st->thread_enter, import_attr("streamfutures._threads", "enter")) < 0 ||
+        keep(&st->thread_leave, import_attr("streamfutures._threads", "leave")) < 0 ||
+        keep(&st->str_set_running, PyUnicode_InternFromString("set_running_or_notify_cancel")) <
+            0 ||
+        keep(&st->str_set_result, PyUnicode_InternFromString("set_result")) < 0 ||
+        keep(&st->str_set_exception, PyUnicode_InternFromString("set_exception")) < 0 ||
+        keep(&st->str_cancel, PyUnicode_InternFromString("cancel")) < 0 ||
+        keep(&st->str_condition, PyUnicode_InternFromString("_condition")) < 0 ||
+        keep(&st->str_state, PyUnicode_InternFromString("_state")) < 0 ||
+        keep(&st->str_result, PyUnicode_InternFromString("_result")) < 0 ||
+        keep(&st->str_exception, PyUnicode_InternFromString("_exception")) < 0 ||
+        keep(&st->state_pending, import_attr("concurrent.futures._base", "PENDING")) < 0 ||
+        keep(&st->state_running, import_attr("concurrent.futures._base", "RUNNING")) < 0 ||
+        keep(&st->state_finished, import_attr("concurrent.futures._base", "FINISHED")) < 0)
+        return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    sfpy_state *st = sfpy_state_of(module);
+#define VISIT(field) Py_VISIT(st->field);
+    STATE_OBJECTS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int module_clear(PyObject *module)
+{
+    sfpy_state *st = sfpy_state_of(module);
+#define CLEAR(field) Py_CLEAR(st->field);
+    STATE_OBJECTS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void module_free(void *module) { module_clear((PyObject *)module); }
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
 };
 
-PyMODINIT_FUNC PyInit__engine(void)
-{
-    PyObject *m;
-    if (PyType_Ready(&SfPool_Type) < 0 || PyType_Ready(&SfMapIter_Type) < 0)
-        return NULL;
-    sf_py.future_type = import_attr("streamfutures._future", "EngineFuture");
-    sf_py.cancelled_error = import_attr("concurrent.futures", "CancelledError");
-    sf_py.timeout_error = import_attr("concurrent.futures", "TimeoutError");
-    sf_py.broken_thread_pool = import_attr("concurrent.futures.thread", "BrokenThreadPool");
-    sf_py.broken_process_pool = import_attr("concurrent.futures.process", "BrokenProcessPool");
-    sf_py.exception_with_traceback =
-        import_attr("concurrent.futures.process", "_ExceptionWithTraceback");
-    sf_py.pickle_dumps = import_attr("pickle", "dumps");
-    sf_py.pickle_loads = import_attr("pickle", "loads");
-    sf_py.pickle_protocol = PyLong_FromLong(5);
-    sf_py.pickling_error = import_attr("streamfutures._remote", "pickling_error");
-    sf_py.logger = import_attr("concurrent.futures._base", "LOGGER");
-    sf_py.thread_enter = import_attr("streamfutures._threads", "enter");
-    sf_py.thread_leave = import_attr("streamfutures._threads", "leave");
-    sf_py.str_set_running = PyUnicode_InternFromString("set_running_or_notify_cancel");
-    sf_py.str_set_result = PyUnicode_InternFromString("set_result");
-    sf_py.str_set_exception = PyUnicode_InternFromString("set_exception");
-    sf_py.str_cancel = PyUnicode_InternFromString("cancel");
-    sf_py.str_condition = PyUnicode_InternFromString("_condition");
-    sf_py.str_state = PyUnicode_InternFromString("_state");
-    sf_py.str_result = PyUnicode_InternFromString("_result");
-    sf_py.str_exception = PyUnicode_InternFromString("_exception");
-    sf_py.state_pending = import_attr("concurrent.futures._base", "PENDING");
-    sf_py.state_running = import_attr("concurrent.futures._base", "RUNNING");
-    sf_py.state_finished = import_attr("concurrent.futures._base", "FINISHED");
-    if (PyErr_Occurred())
-        return NULL;
-    m = PyModule_Create(&engine_module);
-    if (!m)
-        return NULL;
-    Py_INCREF(&SfPool_Type);
-    Py_INCREF(&SfMapIter_Type);
-    if (PyModule_AddObject(m, "Pool", (PyObject *)&SfPool_Type) < 0 ||
-        PyModule_AddObject(m, "MapIterator", (PyObject *)&SfMapIter_Type) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
-}
+static struct PyModuleDef engine_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_engine",
+    .m_doc = "The C engine of streamfutures.",
+    .m_size = sizeof(sfpy_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__engine(void) { return PyModuleDef_Init(&engine_module); }

@@ -1,7 +1,7 @@
 /*
  * process_pool.c -- the Python side of a process pool's work: how items
  * become task messages, how replies become results, and how the engine's
- * worker processes are made and reaped through multiprocessing.
+ * a batch reaches the calling engine thread's worker process.
  *
  * DESIGN.  A map's claimed batch (or one submitted call) is handed to the
  * calling engine thread's sf_proc_worker with a codec; the engine does the
@@ -15,82 +15,48 @@
 #include <errno.h>
 #include <limits.h>
 
-#include "binding.h"
-
-/* ---- worker processes (sf_proc_worker_ops) ------------------------------ */
-
-int sf_proc_worker_spawn(void *ctx, sf_proc_spawned *out)
-{
-    sf_hook_ctx *hc = ctx;
-    PyObject *r = PyObject_CallNoArgs(hc->proc->spawn);
-    PyObject *handle;
-    if (!r) {
-        PyErr_WriteUnraisable(hc->proc->spawn);
-        return -1;
-    }
-    if (r == Py_None) { /* refused: the pool is stopping */
-        Py_DECREF(r);
-        return -1;
-    }
-    if (!PyArg_ParseTuple(r, "Oiiii", &handle, &out->pid, &out->task_fd, &out->result_fd,
-                          &out->ring_fd)) {
-        PyErr_WriteUnraisable(hc->proc->spawn);
-        Py_DECREF(r);
-        return -1;
-    }
-    out->handle = Py_NewRef(handle);
-    Py_DECREF(r);
-    return 0;
-}
-
-int sf_proc_worker_reap(void *ctx, void *handle)
-{
-    sf_hook_ctx *hc = ctx;
-    PyObject *r = PyObject_CallOneArg(hc->proc->reap, handle);
-    long status = r ? PyLong_AsLong(r) : 0;
-    if (!r || PyErr_Occurred())
-        PyErr_WriteUnraisable(hc->proc->reap);
-    Py_XDECREF(r);
-    Py_DECREF((PyObject *)handle);
-    return (int)status;
-}
+#include "process_pool.h"
+#include "compat.h"
+#include "future.h"
+#include "thread_hooks.h"
+#include "wire.h"
 
 /* ---- shared by map and submit --------------------------------------------- */
 
 /* The exception for an item that got no reply (a new reference). */
-static PyObject *lost_exception(sf_hook_ctx *hc, enum sf_proc_lost why, int status,
+static PyObject *lost_exception(sfpy_pool_ctx *ctx, enum sf_proc_lost why, int status,
                                 double timeout)
 {
-    PyObject *exc = PyObject_CallFunction(hc->proc->lost_error, "iid", (int)why, status, timeout);
-    return exc ? exc : sf_fetch_exception();
+    PyObject *exc = PyObject_CallFunction(ctx->proc->lost_error, "iid", (int)why, status, timeout);
+    return exc ? exc : sfpy_fetch_exception();
 }
 
 /* The value of a reply (a new reference); *failed when it is an exception. */
-static PyObject *reply_value(const sf_proc_msg *msg, int *failed)
+static PyObject *reply_value(const sfpy_state *st, const sf_proc_msg *msg, int *failed)
 {
-    PyObject *value = sf_wire_decode(msg->kind, msg->data, msg->len, failed);
+    PyObject *value = sfpy_wire_decode(st, msg->kind, msg->data, msg->len, failed);
     if (!value) {
-        value = sf_fetch_exception(); /* e.g. a result class the parent cannot import */
+        value = sfpy_fetch_exception(); /* e.g. a result class the parent cannot import */
         *failed = 1;
     }
     return value;
 }
 
 /* The pickling error of an argument, as the stdlib reports it. */
-static PyObject *pickling_exception(void)
+static PyObject *pickling_exception(const sfpy_state *st)
 {
-    PyObject *exc = sf_fetch_exception();
-    PyObject *wrapped = PyObject_CallOneArg(sf_py.pickling_error, exc);
+    PyObject *exc = sfpy_fetch_exception();
+    PyObject *wrapped = PyObject_CallOneArg(st->pickling_error, exc);
     if (!wrapped)
         return exc;
     Py_DECREF(exc);
     return wrapped;
 }
 
-static PyObject *pickle_batch(PyObject *fn, long mode, PyObject *items)
+static PyObject *pickle_batch(const sfpy_state *st, PyObject *fn, long mode, PyObject *items)
 {
     PyObject *batch = Py_BuildValue("(OlO)", fn, mode, items);
-    PyObject *bytes = batch ? sf_pickle(batch) : NULL;
+    PyObject *bytes = batch ? sfpy_pickle(st, batch) : NULL;
     Py_XDECREF(batch);
     return bytes;
 }
@@ -100,7 +66,8 @@ static PyObject *pickle_batch(PyObject *fn, long mode, PyObject *items)
 #define PUBLISH_AT_ONCE 256
 
 typedef struct map_codec {
-    map_ctx *map;
+    sfpy_map_ctx *map;
+    const sfpy_state *st;
     sf_batch *batch;
     PyObject *payload; /* the last message's bytes */
     /* finished items not yet handed to the consumer (see map_flush) */
@@ -139,8 +106,9 @@ static int map_finish(map_codec *c, int pos, PyObject *value, int failed)
 static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *len)
 {
     map_codec *c = raw;
+    const sfpy_state *st = c->st;
     void **values = sf_batch_values(c->batch);
-    long mode = c->map->star ? CALL_STAR : CALL_ONE;
+    long mode = c->map->star ? SFPY_CALL_STAR : SFPY_CALL_ONE;
     int cancelled = 0;
     Py_CLEAR(c->payload);
     PyObject *items = PyList_New(*n);
@@ -148,38 +116,38 @@ static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *
         return -1;
     for (int i = 0; i < *n; i++)
         PyList_SET_ITEM(items, i, Py_NewRef((PyObject *)values[pos[i]]));
-    c->payload = pickle_batch(c->map->fn, mode, items);
+    c->payload = pickle_batch(st, c->map->fn, mode, items);
     if (!c->payload) {
         /* find the items that cannot be pickled; they fail alone */
         PyErr_Clear();
         PyObject *fn_error = NULL;
-        PyObject *fn_bytes = sf_pickle(c->map->fn);
+        PyObject *fn_bytes = sfpy_pickle(st, c->map->fn);
         if (!fn_bytes)
-            fn_error = pickling_exception();
+            fn_error = pickling_exception(st);
         Py_XDECREF(fn_bytes);
         PyErr_Clear();
         int kept = 0;
         PyObject *sendable = PyList_New(0);
         for (int i = 0; i < *n && sendable; i++) {
             PyObject *item = PyList_GET_ITEM(items, i);
-            PyObject *alone = fn_error ? NULL : sf_pickle(item);
+            PyObject *alone = fn_error ? NULL : sfpy_pickle(st, item);
             if (alone) {
                 Py_DECREF(alone);
                 PyList_Append(sendable, item);
                 pos[kept++] = pos[i];
                 continue;
             }
-            PyObject *exc = fn_error ? Py_NewRef(fn_error) : pickling_exception();
+            PyObject *exc = fn_error ? Py_NewRef(fn_error) : pickling_exception(st);
             cancelled |= map_finish(c, pos[i], exc, 1);
         }
         Py_XDECREF(fn_error);
         *n = kept;
-        c->payload = sendable && kept ? pickle_batch(c->map->fn, mode, sendable) : NULL;
+        c->payload = sendable && kept ? pickle_batch(st, c->map->fn, mode, sendable) : NULL;
         Py_XDECREF(sendable);
         if (kept && !c->payload) {
             /* pickles alone but not together (a shared unpicklable part):
              * give up on these items with that error */
-            PyObject *exc = pickling_exception();
+            PyObject *exc = pickling_exception(st);
             for (int i = 0; i < kept; i++)
                 cancelled |= map_finish(c, pos[i], Py_NewRef(exc), 1);
             Py_DECREF(exc);
@@ -198,14 +166,15 @@ static int map_reply(void *raw, int pos, const sf_proc_msg *msg)
 {
     map_codec *c = raw;
     int failed;
-    PyObject *value = reply_value(msg, &failed);
+    PyObject *value = reply_value(c->st, msg, &failed);
     return map_finish(c, pos, value, failed);
 }
 
 static int map_lost(void *raw, int pos, enum sf_proc_lost why, int status)
 {
     map_codec *c = raw;
-    return map_finish(c, pos, lost_exception(c->map->hooks, why, status, c->map->task_timeout), 1);
+    return map_finish(c, pos, lost_exception(c->map->pool_ctx, why, status, c->map->task_timeout),
+                      1);
 }
 
 /* The worker is about to run dry: claim the next ready items into this
@@ -217,10 +186,10 @@ static int map_more(void *raw, int *first)
     return sf_batch_extend(c->batch, INT_MAX);
 }
 
-void sf_proc_map_work_batch(void *ctx, sf_batch *batch)
+void sfpy_process_map_batch(void *ctx, sf_batch *batch)
 {
-    map_ctx *map = ctx;
-    map_codec c = {.map = map, .batch = batch};
+    sfpy_map_ctx *map = ctx;
+    map_codec c = {.map = map, .st = map->pool_ctx->state, .batch = batch};
     sf_proc_codec codec = {.ctx = &c,
                            .count = sf_batch_size(batch),
                            .encode = map_encode,
@@ -230,7 +199,7 @@ void sf_proc_map_work_batch(void *ctx, sf_batch *batch)
                            .wake = map_wake,
                            .more = map_more,
                            .capacity = sf_batch_capacity(batch)};
-    sf_proc_worker *worker = sf_current_proc_worker();
+    sf_proc_worker *worker = sfpy_current_worker_process();
     if (!worker || sf_proc_worker_run(worker, &codec, map->task_timeout_ns) == -EPIPE)
         sf_pool_break(map->pool); /* no worker process can be had any more */
     map_flush(&c);
@@ -242,20 +211,21 @@ void sf_proc_map_work_batch(void *ctx, sf_batch *batch)
 typedef struct submit_codec {
     PyObject *future, *fn, *args, *kwargs;
     PyObject *payload;
-    sf_hook_ctx *hooks;
+    sfpy_pool_ctx *ctx;
     double task_timeout;
 } submit_codec;
 
 static int submit_encode(void *raw, int *pos, int *n, const void **data, uint32_t *len)
 {
     submit_codec *c = raw;
+    const sfpy_state *st = c->ctx->state;
     (void)pos;
     PyObject *item = Py_BuildValue("[(OO)]", c->args, c->kwargs ? c->kwargs : Py_None);
-    c->payload = item ? pickle_batch(c->fn, CALL_ARGS_KWARGS, item) : NULL;
+    c->payload = item ? pickle_batch(st, c->fn, SFPY_CALL_ARGS_KWARGS, item) : NULL;
     Py_XDECREF(item);
     if (!c->payload) {
-        PyObject *exc = pickling_exception();
-        sf_future_finish(c->future, NULL, exc);
+        PyObject *exc = pickling_exception(st);
+        sfpy_future_finish(st, c->future, NULL, exc);
         Py_DECREF(exc);
         *n = 0;
         return 0;
@@ -270,8 +240,8 @@ static int submit_reply(void *raw, int pos, const sf_proc_msg *msg)
     submit_codec *c = raw;
     int failed;
     (void)pos;
-    PyObject *value = reply_value(msg, &failed);
-    sf_future_finish(c->future, failed ? NULL : value, failed ? value : NULL);
+    PyObject *value = reply_value(c->ctx->state, msg, &failed);
+    sfpy_future_finish(c->ctx->state, c->future, failed ? NULL : value, failed ? value : NULL);
     Py_DECREF(value);
     return 0;
 }
@@ -280,23 +250,24 @@ static int submit_lost(void *raw, int pos, enum sf_proc_lost why, int status)
 {
     submit_codec *c = raw;
     (void)pos;
-    PyObject *exc = lost_exception(c->hooks, why, status, c->task_timeout);
-    sf_future_finish(c->future, NULL, exc);
+    PyObject *exc = lost_exception(c->ctx, why, status, c->task_timeout);
+    sfpy_future_finish(c->ctx->state, c->future, NULL, exc);
     Py_DECREF(exc);
     return 0;
 }
 
-void sf_proc_run_submitted(sf_hook_ctx *hooks, sf_pool *pool, PyObject *future, PyObject *fn,
-                           PyObject *args, PyObject *kwargs, double task_timeout)
+void sfpy_process_run_submitted(sfpy_pool_ctx *ctx, sf_pool *pool, PyObject *future,
+                                PyObject *fn, PyObject *args, PyObject *kwargs,
+                                double task_timeout)
 {
-    submit_codec c = {future, fn, args, kwargs, NULL, hooks, task_timeout};
+    submit_codec c = {future, fn, args, kwargs, NULL, ctx, task_timeout};
     sf_proc_codec codec = {.ctx = &c,
                            .count = 1,
                            .encode = submit_encode,
                            .reply = submit_reply,
                            .lost = submit_lost,
                            .capacity = 1};
-    sf_proc_worker *worker = sf_current_proc_worker();
+    sf_proc_worker *worker = sfpy_current_worker_process();
     int64_t timeout_ns = task_timeout > 0 ? (int64_t)(task_timeout * 1e9) : 0;
     if (!worker || sf_proc_worker_run(worker, &codec, timeout_ns) == -EPIPE)
         sf_pool_break(pool);

@@ -11,16 +11,23 @@
  */
 #include <errno.h>
 
-#include "binding.h"
+#include "process_serve.h"
+#include "compat.h"
+#include "wire.h"
+#include "streamfutures_proc.h"
 
-/* the serving thread's state while the engine reads without the GIL */
-static PyThreadState *serving_thread;
+/* What the handler needs: the module state, and the serving thread's state
+ * while the engine reads without the GIL. */
+typedef struct serving {
+    const sfpy_state *st;
+    PyThreadState *thread;
+} serving;
 
 static PyObject *call_item(PyObject *fn, long mode, PyObject *item)
 {
-    if (mode == CALL_ONE)
+    if (mode == SFPY_CALL_ONE)
         return PyObject_CallOneArg(fn, item);
-    if (mode == CALL_STAR)
+    if (mode == SFPY_CALL_STAR)
         return PyObject_Call(fn, item, NULL);
     PyObject *args = PyTuple_GetItem(item, 0), *kwargs = PyTuple_GetItem(item, 1);
     if (!args || !kwargs)
@@ -28,34 +35,34 @@ static PyObject *call_item(PyObject *fn, long mode, PyObject *item)
     return PyObject_Call(fn, args, kwargs == Py_None ? NULL : kwargs);
 }
 
-static int reply_exception(sf_proc_server *server, uint64_t id)
+static int reply_exception(const sfpy_state *st, sf_proc_server *server, uint64_t id)
 {
-    PyObject *exc = sf_fetch_exception();
-    sf_wire_value w;
-    sf_wire_encode_exception(exc, &w);
+    PyObject *exc = sfpy_fetch_exception();
+    sfpy_wire_value w;
+    sfpy_wire_encode_exception(st, exc, &w);
     Py_DECREF(exc);
     int rc = sf_proc_reply(server, id, w.kind, w.data, w.len);
-    sf_wire_release(&w);
+    sfpy_wire_release(&w);
     return rc;
 }
 
-static int serve_locked(sf_proc_server *server, const sf_proc_msg *task)
+static int serve_locked(const sfpy_state *st, sf_proc_server *server, const sf_proc_msg *task)
 {
-    PyObject *batch = sf_unpickle(task->data, task->len);
+    PyObject *batch = sfpy_unpickle(st, task->data, task->len);
     PyObject *fn, *items;
     long mode;
     if (!batch || !PyArg_ParseTuple(batch, "OlO!", &fn, &mode, &PyList_Type, &items)) {
         /* cannot even read the batch: every item gets the error */
         int rc = 0;
         Py_XDECREF(batch);
-        PyObject *exc = sf_fetch_exception();
-        sf_wire_value w;
-        sf_wire_encode_exception(exc, &w);
+        PyObject *exc = sfpy_fetch_exception();
+        sfpy_wire_value w;
+        sfpy_wire_encode_exception(st, exc, &w);
         Py_DECREF(exc);
         /* a task's kind is its number of items */
         for (uint64_t id = task->id; rc == 0 && id < task->id + task->kind; id++)
             rc = sf_proc_reply(server, id, w.kind, w.data, w.len);
-        sf_wire_release(&w);
+        sfpy_wire_release(&w);
         return rc;
     }
     int rc = 0;
@@ -67,12 +74,12 @@ static int serve_locked(sf_proc_server *server, const sf_proc_msg *task)
             continue;
         }
         PyObject *result = call_item(fn, mode, PyList_GET_ITEM(items, i));
-        sf_wire_value w;
-        if (!result || sf_wire_encode(result, &w) != 0) {
-            rc = reply_exception(server, id);
+        sfpy_wire_value w;
+        if (!result || sfpy_wire_encode(st, result, &w) != 0) {
+            rc = reply_exception(st, server, id);
         } else {
             rc = sf_proc_reply(server, id, w.kind, w.data, w.len);
-            sf_wire_release(&w);
+            sfpy_wire_release(&w);
         }
         Py_XDECREF(result);
     }
@@ -80,25 +87,25 @@ static int serve_locked(sf_proc_server *server, const sf_proc_msg *task)
     return rc;
 }
 
-static int serve_batch(void *ctx, sf_proc_server *server, const sf_proc_msg *task)
+static int serve_batch(void *raw, sf_proc_server *server, const sf_proc_msg *task)
 {
-    (void)ctx;
-    PyEval_RestoreThread(serving_thread);
-    int rc = serve_locked(server, task);
-    serving_thread = PyEval_SaveThread();
+    serving *s = raw;
+    PyEval_RestoreThread(s->thread);
+    int rc = serve_locked(s->st, server, task);
+    s->thread = PyEval_SaveThread();
     return rc;
 }
 
 /* serve(task_fd, result_fd, ring_fd): run until the parent says stop. */
-PyObject *sf_module_serve(PyObject *self, PyObject *args)
+PyObject *sfpy_serve(PyObject *module, PyObject *args)
 {
     int task_fd, result_fd, ring_fd;
-    (void)self;
     if (!PyArg_ParseTuple(args, "iii", &task_fd, &result_fd, &ring_fd))
         return NULL;
-    serving_thread = PyEval_SaveThread(); /* other threads run while we read */
-    int rc = sf_proc_serve(task_fd, result_fd, ring_fd, serve_batch, NULL);
-    PyEval_RestoreThread(serving_thread);
+    serving s = {sfpy_state_of(module), NULL};
+    s.thread = PyEval_SaveThread(); /* other threads run while we read */
+    int rc = sf_proc_serve(task_fd, result_fd, ring_fd, serve_batch, &s);
+    PyEval_RestoreThread(s.thread);
     if (rc != 0 && rc != -EPIPE) {
         errno = -rc;
         return PyErr_SetFromErrno(PyExc_OSError);

@@ -10,11 +10,13 @@
  * with protocol 5.  An exception travels as the stdlib's _ExceptionWithTraceback
  * (pickled), so the parent gets it with __cause__ carrying the worker's
  * traceback text, exactly as concurrent.futures.ProcessPoolExecutor does.
- * Stateless; the GIL is held throughout.
+ * Stateless but for the interpreter's pickle functions (module state);
+ * the GIL is held throughout.
  */
 #include <string.h>
 
-#include "binding.h"
+#include "wire.h"
+#include "compat.h"
 
 enum wire_kind {
     WIRE_PICKLED = 1,
@@ -33,22 +35,22 @@ enum wire_kind {
 
 #define ELEMENT_HEADER 5
 
-PyObject *sf_pickle(PyObject *obj)
+PyObject *sfpy_pickle(const sfpy_state *st, PyObject *obj)
 {
-    PyObject *args[2] = {obj, sf_py.pickle_protocol};
-    return PyObject_Vectorcall(sf_py.pickle_dumps, args, 2, NULL);
+    PyObject *args[2] = {obj, st->pickle_protocol};
+    return PyObject_Vectorcall(st->pickle_dumps, args, 2, NULL);
 }
 
-PyObject *sf_unpickle(const void *data, uint32_t len)
+PyObject *sfpy_unpickle(const sfpy_state *st, const void *data, uint32_t len)
 {
     PyObject *view = PyMemoryView_FromMemory((char *)data, (Py_ssize_t)len, PyBUF_READ);
-    PyObject *obj = view ? PyObject_CallOneArg(sf_py.pickle_loads, view) : NULL;
+    PyObject *obj = view ? PyObject_CallOneArg(st->pickle_loads, view) : NULL;
     Py_XDECREF(view);
     return obj;
 }
 
 /* A scalar sent without pickle: 1 (out filled), 0 (not one), -1 (error). */
-static int encode_scalar(PyObject *value, sf_wire_value *out)
+static int encode_scalar(PyObject *value, sfpy_wire_value *out)
 {
     out->owner = NULL;
     out->data = out->inline_bytes;
@@ -100,18 +102,18 @@ static int encode_scalar(PyObject *value, sf_wire_value *out)
 
 /* A list or tuple of scalars, as one buffer: 1, 0 (not all scalars, or
  * too large), -1 (error). */
-static int encode_sequence(PyObject *seq, sf_wire_value *out)
+static int encode_sequence(PyObject *seq, sfpy_wire_value *out)
 {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject **items = PySequence_Fast_ITEMS(seq);
-    sf_wire_value element;
+    sfpy_wire_value element;
     size_t size = 4;
     for (Py_ssize_t i = 0; i < n; i++) {
         int rc = encode_scalar(items[i], &element);
         if (rc <= 0)
             return rc;
         size += ELEMENT_HEADER + element.len;
-        sf_wire_release(&element);
+        sfpy_wire_release(&element);
         if (size > UINT32_MAX / 2)
             return 0;
     }
@@ -129,7 +131,7 @@ static int encode_sequence(PyObject *seq, sf_wire_value *out)
         memcpy(p + 1, &element.len, 4);
         memcpy(p + ELEMENT_HEADER, element.data, element.len);
         p += ELEMENT_HEADER + element.len;
-        sf_wire_release(&element);
+        sfpy_wire_release(&element);
     }
     out->kind = PyList_CheckExact(seq) ? WIRE_LIST : WIRE_TUPLE;
     out->owner = buffer;
@@ -138,7 +140,7 @@ static int encode_sequence(PyObject *seq, sf_wire_value *out)
     return 1;
 }
 
-int sf_wire_encode(PyObject *value, sf_wire_value *out)
+int sfpy_wire_encode(const sfpy_state *st, PyObject *value, sfpy_wire_value *out)
 {
     int rc = encode_scalar(value, out);
     if (rc == 0 && (PyList_CheckExact(value) || PyTuple_CheckExact(value)))
@@ -147,7 +149,7 @@ int sf_wire_encode(PyObject *value, sf_wire_value *out)
         return -1;
     if (rc > 0)
         return 0;
-    out->owner = sf_pickle(value);
+    out->owner = sfpy_pickle(st, value);
     if (!out->owner)
         return -1;
     out->kind = WIRE_PICKLED;
@@ -159,16 +161,16 @@ int sf_wire_encode(PyObject *value, sf_wire_value *out)
 /* The worker's exception (borrowed) as the stdlib ships it.  If that
  * cannot be pickled, the pickling error is shipped instead (as the stdlib
  * does), and if not even that, a RuntimeError with a fixed text. */
-void sf_wire_encode_exception(PyObject *exc, sf_wire_value *out)
+void sfpy_wire_encode_exception(const sfpy_state *st, PyObject *exc, sfpy_wire_value *out)
 {
     PyObject *current = Py_NewRef(exc);
     out->data = out->inline_bytes;
     for (int attempt = 0; attempt < 2; attempt++) {
         PyObject *tb = PyException_GetTraceback(current);
-        PyObject *wrapped = PyObject_CallFunctionObjArgs(sf_py.exception_with_traceback, current,
+        PyObject *wrapped = PyObject_CallFunctionObjArgs(st->exception_with_traceback, current,
                                                          tb ? tb : Py_None, NULL);
         Py_XDECREF(tb);
-        out->owner = wrapped ? sf_pickle(wrapped) : NULL;
+        out->owner = wrapped ? sfpy_pickle(st, wrapped) : NULL;
         Py_XDECREF(wrapped);
         Py_DECREF(current);
         if (out->owner) {
@@ -177,7 +179,7 @@ void sf_wire_encode_exception(PyObject *exc, sf_wire_value *out)
             out->len = (uint32_t)PyBytes_GET_SIZE(out->owner);
             return;
         }
-        current = sf_fetch_exception();
+        current = sfpy_fetch_exception();
     }
     Py_DECREF(current);
     static const char text[] = "the worker could not send this item's exception back";
@@ -186,7 +188,7 @@ void sf_wire_encode_exception(PyObject *exc, sf_wire_value *out)
     out->len = sizeof text - 1;
 }
 
-void sf_wire_release(sf_wire_value *v) { Py_CLEAR(v->owner); }
+void sfpy_wire_release(sfpy_wire_value *v) { Py_CLEAR(v->owner); }
 
 static PyObject *malformed(void)
 {
@@ -262,7 +264,8 @@ static PyObject *decode_sequence(uint32_t kind, const char *p, uint32_t len)
     return seq;
 }
 
-PyObject *sf_wire_decode(uint32_t kind, const void *data, uint32_t len, int *failed)
+PyObject *sfpy_wire_decode(const sfpy_state *st, uint32_t kind, const void *data, uint32_t len,
+                           int *failed)
 {
     *failed = 0;
     switch (kind) {
@@ -275,9 +278,9 @@ PyObject *sf_wire_decode(uint32_t kind, const void *data, uint32_t len, int *fai
     }
     case WIRE_EXCEPTION:
         *failed = 1;
-        return sf_unpickle(data, len); /* _rebuild_exc gives the exception itself */
+        return sfpy_unpickle(st, data, len); /* _rebuild_exc gives the exception itself */
     case WIRE_PICKLED:
-        return sf_unpickle(data, len);
+        return sfpy_unpickle(st, data, len);
     case WIRE_LIST:
     case WIRE_TUPLE:
         return decode_sequence(kind, data, len);

@@ -1,0 +1,18 @@
+/* compat.h -- one exception object in, one out, on every supported Python
+ * (compat.c), and the member-definition names that moved in 3.12. */
+#ifndef SFPY_COMPAT_H
+#define SFPY_COMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define Py_T_PYSSIZET T_PYSSIZET
+#define Py_READONLY READONLY
+#endif
+
+PyObject *sfpy_fetch_exception(void);     /* new reference, error cleared */
+void sfpy_raise_exception(PyObject *exc); /* steals exc */
+
+#endif

@@ -1,0 +1,14 @@
+/* future.h -- finishing the concurrent.futures.Future of a submitted call
+ * (future.c), quietly when nobody can be watching it. */
+#ifndef SFPY_FUTURE_H
+#define SFPY_FUTURE_H
+
+#include "state.h"
+
+/* 1: run it, 0: it was cancelled, -1: the future is unusable (reported) */
+int sfpy_future_start(const sfpy_state *st, PyObject *future);
+/* Exactly one of result and exc (borrowed). */
+void sfpy_future_finish(const sfpy_state *st, PyObject *future, PyObject *result,
+                        PyObject *exc);
+
+#endif

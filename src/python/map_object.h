@@ -1,0 +1,25 @@
+/* map_object.h -- _engine.MapIterator, the iterator Executor.map returns
+ * (map_object.c). */
+#ifndef SFPY_MAP_OBJECT_H
+#define SFPY_MAP_OBJECT_H
+
+#include "pool_ctx.h"
+
+typedef struct sfpy_map_request {
+    PyObject *fn, *iterator;
+    int star;             /* fn(*item): several iterables were zipped */
+    Py_ssize_t window;    /* 0: unbounded */
+    int unordered;
+    int stop_when_dropped; /* dropped unstarted: read no more input (3.14's rule) */
+    double timeout;       /* whole map, seconds; < 0: none */
+    int chunksize;        /* process pools: 0 = adaptive */
+    double task_timeout;  /* process pools: per item, seconds; <= 0: none */
+} sfpy_map_request;
+
+extern PyType_Spec sfpy_map_iter_spec;
+
+/* A new iterator over pool (owner: the Pool object, kept alive by it). */
+PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *ctx, sf_pool *pool,
+                            const sfpy_map_request *request);
+
+#endif

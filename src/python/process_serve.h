@@ -1,0 +1,10 @@
+/* process_serve.h -- _engine.serve(), a worker process's loop
+ * (process_serve.c). */
+#ifndef SFPY_PROCESS_SERVE_H
+#define SFPY_PROCESS_SERVE_H
+
+#include "state.h"
+
+PyObject *sfpy_serve(PyObject *module, PyObject *args);
+
+#endif
