@@ -1,6 +1,6 @@
 # streamfutures -- build, test, demo, bench.
 #   make demo      build, then replay seed 000 with the stdlib and with us
-#   make test      build, then every test: C, C under sanitizers, pytest
+#   make test      build, then every test: layers, C, C under sanitizers, pytest
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +14,7 @@ CORE_SRC = $(wildcard src/core/*.c)
 CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
-.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example clean
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean
 
 all: lib ext
 
@@ -76,7 +76,11 @@ ext: venv
 py-test: ext
 	$(VPY) -m pytest -q tests/python
 
-test: c-test sanitize example py-test
+# the layering rules of ARCHITECTURE.md: prints the include graph of src/
+layers:
+	$(PYTHON) tests/check_layers.py
+
+test: layers c-test sanitize example py-test
 
 demo: ext
 	$(VPY) examples/seed000_demo.py
