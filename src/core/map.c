@@ -79,10 +79,10 @@ typedef struct slot {
     unsigned char state;
 } slot;
 
-typedef struct ring {
+typedef struct slot_fifo {
     uint32_t *buf;
     size_t head, len;
-} ring;
+} slot_fifo;
 
 typedef struct work_job {
     sf_job job;
@@ -110,7 +110,7 @@ struct sf_map {
     uint32_t *free_stack;
     size_t nfree;
     uint32_t *seq_slot;
-    ring ready, done;
+    slot_fifo ready, done;
     uint64_t pulled, taken;
     size_t held;
 
@@ -137,13 +137,13 @@ static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int
 
 /* ---- small helpers (map->mu held) ----------------------------------- */
 
-static void ring_push(const sf_map *m, ring *r, uint32_t idx)
+static void fifo_push(const sf_map *m, slot_fifo *r, uint32_t idx)
 {
     r->buf[(r->head + r->len) % m->cap] = idx;
     r->len++;
 }
 
-static uint32_t ring_pop(const sf_map *m, ring *r)
+static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
 {
     uint32_t idx = r->buf[r->head];
     r->head = (r->head + 1) % m->cap;
@@ -166,7 +166,7 @@ static void trash_add(trash *t, void *value);
 /* An item that will not run after all (cancelled, or the pool broke): its
  * value goes to the trash, and the consumer, if there is one, finds the
  * slot at the item's position in the given state. */
-static void retire(sf_map *m, uint32_t idx, void *value, enum slot_state why, trash *t)
+static void give_up_item(sf_map *m, uint32_t idx, void *value, enum slot_state why, trash *t)
 {
     trash_add(t, value);
     if (m->drain) {
@@ -176,7 +176,7 @@ static void retire(sf_map *m, uint32_t idx, void *value, enum slot_state why, tr
     m->slots[idx].value = NULL;
     m->slots[idx].state = (unsigned char)why;
     if (m->unordered)
-        ring_push(m, &m->done, idx);
+        fifo_push(m, &m->done, idx);
 }
 
 
@@ -272,8 +272,8 @@ static int batch_size(const sf_map *m)
 static void break_ready(sf_map *m, trash *t)
 {
     while (m->ready.len) {
-        uint32_t idx = ring_pop(m, &m->ready);
-        retire(m, idx, m->slots[idx].value, SLOT_BROKEN, t);
+        uint32_t idx = fifo_pop(m, &m->ready);
+        give_up_item(m, idx, m->slots[idx].value, SLOT_BROKEN, t);
     }
     if (m->input_state == INPUT_OPEN)
         m->input_state = INPUT_BROKEN;
@@ -356,7 +356,7 @@ static void accept_item(sf_map *m, void *item, trash *t)
     m->seq_slot[m->pulled % m->cap] = idx;
     m->pulled++;
     m->held++;
-    ring_push(m, &m->ready, idx);
+    fifo_push(m, &m->ready, idx);
 }
 
 /* Items are pulled one per lock round trip: an input may block at any item
@@ -441,7 +441,7 @@ static void publish(sf_map *m, const uint32_t *idx, void *const *values, const i
         m->slots[idx[i]].value = values[i];
         m->slots[idx[i]].state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
         if (m->unordered)
-            ring_push(m, &m->done, idx[i]);
+            fifo_push(m, &m->done, idx[i]);
     }
     if (m->drain)
         maybe_post_feed(m, SF__BY_ENGINE);
@@ -479,7 +479,7 @@ int sf_batch_extend(sf_batch *b, int max)
             want = b->cap - b->n;
         for (; added < want && m->ready.len; added++) {
             int i = b->n + added;
-            b->idx[i] = ring_pop(m, &m->ready);
+            b->idx[i] = fifo_pop(m, &m->ready);
             b->values[i] = m->slots[b->idx[i]].value;
             b->done[i] = 0;
             m->slots[b->idx[i]].state = SLOT_RUNNING;
@@ -554,10 +554,10 @@ static void work_each(void *ctx, sf_batch *batch)
 }
 
 /* map->mu held on entry and exit: run a claimed batch; items it did not
- * finish (cancelled meanwhile) are retired as cancelled. */
+ * finish (cancelled meanwhile) are given up as cancelled. */
 static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
 {
-    int retired = 0;
+    int given_up = 0;
     uint32_t *idx = wj->idx;
     void **values = wj->values;
     unsigned char *done = wj->done;
@@ -573,10 +573,10 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
     for (int i = 0; i < n; i++)
         if (!done[i]) {
-            retire(m, idx[i], values[i], SLOT_CANCELLED, t);
-            retired++;
+            give_up_item(m, idx[i], values[i], SLOT_CANCELLED, t);
+            given_up++;
         }
-    return retired;
+    return given_up;
 }
 
 static int work_run(sf_job *job)
@@ -601,17 +601,17 @@ static int work_run(sf_job *job)
         }
         int want = batch_size(m);
         for (n = 0; n < want && m->ready.len; n++) {
-            idx[n] = ring_pop(m, &m->ready);
+            idx[n] = fifo_pop(m, &m->ready);
             values[n] = m->slots[idx[n]].value;
             m->slots[idx[n]].state = SLOT_RUNNING;
         }
         if (n == 0)
             break;
         m->jobs_working++;
-        int retired = run_batch(m, wj, n, &t);
-        if (t.len || retired) {
+        int given_up = run_batch(m, wj, n, &t);
+        if (t.len || given_up) {
             sf__unlock(&m->mu);
-            if (retired) /* a consumer may be waiting for one of them */
+            if (given_up) /* a consumer may be waiting for one of them */
                 sf__event_signal_all(&m->changed);
             trash_empty(m, &t);
             sf__lock(&m->mu);
@@ -832,7 +832,7 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
             rc = outcome[s->state];
             *value = s->value;
             if (m->unordered)
-                ring_pop(m, &m->done);
+                fifo_pop(m, &m->done);
             m->taken++;
             release_slot(m, (uint32_t)idx);
             if (rc == SF_BROKEN)
@@ -898,8 +898,8 @@ void sf_map_cancel(sf_map *m)
     if (m->input_state == INPUT_OPEN)
         m->input_state = INPUT_STOPPED;
     while (m->ready.len) {
-        uint32_t idx = ring_pop(m, &m->ready);
-        retire(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t); /* drained: freed */
+        uint32_t idx = fifo_pop(m, &m->ready);
+        give_up_item(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t); /* drained: freed */
     }
     drop_finished(m, &t);
     sf__unlock(&m->mu);
@@ -953,8 +953,8 @@ static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int
     if (cancel_pending || (cancel_input && m->consumer)) {
         m->cancelled = 1;
         while (m->ready.len) {
-            uint32_t idx = ring_pop(m, &m->ready);
-            retire(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t);
+            uint32_t idx = fifo_pop(m, &m->ready);
+            give_up_item(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t);
         }
     }
     sf__unlock(&m->mu);

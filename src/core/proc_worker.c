@@ -75,7 +75,7 @@ static int bury(sf_proc_worker *w)
 }
 
 /* Ask an idle worker to exit, wait until it has, and reap it. */
-static void retire(sf_proc_worker *w)
+static void stop_idle_process(sf_proc_worker *w)
 {
     sf_proc_msg msg;
     int rc = sf_proc_send(w->ch, 0, SF_PROC_KIND_EXIT, NULL, 0);
@@ -284,7 +284,7 @@ int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t ti
         if (!r.cancelled && r.npending > 0 && low_water) {
             if (w->ch && w->max_tasks && w->tasks_done >= w->max_tasks) {
                 if (r.unanswered == 0)
-                    retire(w); /* recycled: the next message starts another */
+                    stop_idle_process(w); /* recycled: the next message starts another */
                 else
                     take_reply(w, &r, timeout_ns);
                 continue;
@@ -307,7 +307,7 @@ int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t ti
     if (codec->flush)
         codec->flush(codec->ctx);
     if (w->ch && w->max_tasks && w->tasks_done >= w->max_tasks)
-        retire(w);
+        stop_idle_process(w);
     if (codec->wake)
         codec->wake(codec->ctx);
     w->codec = NULL;
@@ -320,7 +320,7 @@ int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t ti
 void sf_proc_worker_stop(sf_proc_worker *w)
 {
     if (w->ch)
-        retire(w);
+        stop_idle_process(w);
 }
 
 void sf_proc_worker_destroy(sf_proc_worker *w)
