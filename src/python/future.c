@@ -1,7 +1,9 @@
 /*
  * future.c -- finishing the concurrent.futures.Future of a submitted call.
  *
- * DESIGN.  A future nobody can be waiting on has no Condition yet (see
+ * DESIGN.  Every way a submitted call's future ends is here: started,
+ * finished, or dropped unrun (cancelled, or failed when the pool broke).
+ * A future nobody can be waiting on has no Condition yet (see
  * streamfutures/_future.py): then a worker, holding the GIL, sets its state
  * directly and wakes nobody.  Once anyone waits on it or adds a callback
  * (which makes the Condition), the stdlib's notifying methods are used.
@@ -79,4 +81,12 @@ void sfpy_future_finish(const sfpy_state *st, PyObject *future, PyObject *result
         report(PyObject_CallMethodOneArg(future, st->str_set_result, result), future);
     else
         report(PyObject_CallMethodOneArg(future, st->str_set_exception, exc), future);
+}
+
+void sfpy_future_drop(const sfpy_state *st, PyObject *future, PyObject *exc)
+{
+    if (exc)
+        report(PyObject_CallMethodOneArg(future, st->str_set_exception, exc), future);
+    else
+        report(PyObject_CallMethodNoArgs(future, st->str_cancel), future);
 }

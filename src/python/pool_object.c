@@ -54,13 +54,6 @@ static void submit_job_free(submit_job *j)
     PyMem_RawFree(j);
 }
 
-static void report(PyObject *done, PyObject *future)
-{
-    if (!done)
-        PyErr_WriteUnraisable(future);
-    Py_XDECREF(done);
-}
-
 static int submit_run(sf_job *job)
 {
     submit_job *j = (submit_job *)job;
@@ -88,16 +81,17 @@ static int submit_run(sf_job *job)
 static void submit_drop(sf_job *job, int reason)
 {
     submit_job *j = (submit_job *)job;
-    const sfpy_state *st = j->ctx->state;
     if (reason == -EPIPE) {
         PyObject *exc = PyObject_CallFunction(j->ctx->broken_type, "s",
                                               j->ctx->proc ? SFPY_PENDING_LOST_MESSAGE
                                                            : j->ctx->broken_message);
-        report(exc ? PyObject_CallMethodOneArg(j->future, st->str_set_exception, exc) : NULL,
-               j->future);
+        if (exc)
+            sfpy_future_drop(j->ctx->state, j->future, exc);
+        else
+            PyErr_WriteUnraisable(j->future);
         Py_XDECREF(exc);
     } else {
-        report(PyObject_CallMethodNoArgs(j->future, st->str_cancel), j->future);
+        sfpy_future_drop(j->ctx->state, j->future, NULL);
     }
     submit_job_free(j);
 }
