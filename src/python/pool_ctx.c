@@ -26,7 +26,7 @@ sfpy_pool_ctx *sfpy_pool_ctx_new(PyObject *module, PyObject *initializer, PyObje
     ctx->module = Py_NewRef(module);
     ctx->state = st;
     ctx->interp = PyInterpreterState_Get();
-    ctx->initializer = initializer == Py_None ? NULL : Py_XNewRef(initializer);
+    ctx->initializer = initializer == Py_None ? NULL : Py_NewRef(initializer);
     ctx->initargs = Py_NewRef(initargs);
     ctx->broken_type = Py_NewRef(spawn ? st->broken_process_pool : st->broken_thread_pool);
     ctx->broken_message = spawn ? SFPY_PROCESS_BROKEN_MESSAGE : SFPY_THREAD_BROKEN_MESSAGE;

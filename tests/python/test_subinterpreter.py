@@ -33,7 +33,6 @@ needs_subinterpreters = pytest.mark.skipif(
 IN_SUBINTERPRETER = '''
 import threading
 import streamfutures as sf
-from streamfutures import _engine
 names = set()
 def double(x):
     names.add(threading.current_thread().name)
