@@ -3,7 +3,7 @@
  * worker pool and the lazy, bounded map.  Worker processes are in
  * streamfutures_proc.h (Linux only).
  *
- * Two objects:
+ * Three objects:
  *   sf_pool  a set of worker threads (at most max_threads) that run jobs,
  *            plus input threads that run the serial input stage of maps.
  *   sf_map   a lazy, bounded map over a pull-style input: the engine pulls
@@ -11,6 +11,8 @@
  *            acquired and not yet taken by the consumer, runs the work on
  *            the pool's workers, and hands results back in input order (or
  *            in completion order).
+ *   sf_ring  a broadcast ring: one input read once by several readers,
+ *            each of which sees every item, in bounded memory (fan-out, tee).
  *
  * Every callback the engine makes (sf_job.run/drop, sf_map_ops.*) runs with
  * no engine lock held, on an engine thread between the attach/detach hooks,
@@ -228,6 +230,66 @@ void sf_map_abandon(sf_map *map);
 
 /* Items acquired and not yet taken (the quantity the window bounds). */
 size_t sf_map_outstanding(sf_map *map);
+
+/* ---- broadcast rings (fan-out, tee) ---------------------------------- */
+
+/* One input read once by n readers, each of which sees every item in
+ * order, through a ring of `capacity` slots: the input is never more than
+ * `capacity` items ahead of the slowest reader still open.  There is no
+ * producer thread: a reader that finds nothing new pulls the next item
+ * itself (one reader at a time), so the input runs on the readers' threads.
+ * A reader closed early stops counting; a reader that runs ahead by
+ * `capacity` waits for the slowest. */
+typedef struct sf_ring sf_ring;
+
+typedef struct sf_ring_ops {
+    /* The input, called by one reader at a time on its own thread: as
+     * sf_map_ops.pull. */
+    enum sf_pull (*pull)(void *ctx, void **item);
+    /* Release an item (or the input's error value) no reader will read
+     * again: on the thread of a pull that reuses its slot, or of the last
+     * sf_ring_close_reader. */
+    void (*discard)(void *ctx, void *value);
+    /* The ring is freed: release ctx. */
+    void (*destroy)(void *ctx);
+} sf_ring_ops;
+
+/* readers >= 1, capacity >= 1.  The readers are numbered 0..readers-1;
+ * each must be closed once with sf_ring_close_reader, and the last close
+ * frees the ring.  On failure (-EINVAL, -ENOMEM) ops->destroy has not been
+ * called. */
+int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ring_ops *ops,
+                   void *ctx);
+
+/* The reader's next item.  SF_RESULT: *value is the item, borrowed: valid
+ * until this reader's next call or its close.  SF_END; SF_INPUT_ERROR once
+ * (then SF_END): *value is the input's error, owned by the ring, the same
+ * for every reader; SF_CANCELLED after sf_ring_cancel.  Errors:
+ * -EAGAIN (deadline_ns 0 and it would wait), -ETIMEDOUT, -EINTR,
+ * -EDEADLK: it would wait for readers all last read on this very thread
+ * (or it was called from inside this ring's own pull), so waiting would
+ * never end.  deadline_ns as in sf_map_next.  One thread at a time per
+ * reader. */
+int sf_ring_next(sf_ring *ring, unsigned reader, void **value, int64_t deadline_ns);
+
+/* Sleep until sf_ring_next(reader) may have something to do: 0,
+ * -ETIMEDOUT, -EINTR.  For an embedder that must drop a lock of its own
+ * while waiting: poll with deadline 0, drop the lock, sf_ring_wait, retake
+ * it, poll again. */
+int sf_ring_wait(sf_ring *ring, unsigned reader, int64_t deadline_ns);
+
+/* Every reader's next call returns SF_CANCELLED; sleeping readers wake.
+ * Nothing more is read from the input.  Idempotent, any thread. */
+void sf_ring_cancel(sf_ring *ring);
+
+/* The reader stops counting (it never holds the others back again); the
+ * last close frees the ring, discarding what it holds. */
+void sf_ring_close_reader(sf_ring *ring, unsigned reader);
+
+/* Items read from the input and not yet read by the slowest open reader
+ * (the quantity capacity bounds), and items read from the input so far. */
+size_t sf_ring_held(const sf_ring *ring);
+uint64_t sf_ring_pulled(const sf_ring *ring);
 
 /* Monotonic clock in nanoseconds, the clock of every deadline. */
 int64_t sf_now_ns(void);

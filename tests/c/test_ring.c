@@ -1,0 +1,324 @@
+/* test_ring.c -- the broadcast ring (src/core/ring.c): every reader sees
+ * every item in order, the input is read once and never more than
+ * `capacity` ahead of the slowest open reader, a closed reader stops
+ * counting, the input's error reaches every reader, cancel wakes sleepers,
+ * a wait that could never end is refused, and every item pulled is
+ * discarded exactly once.  Items are the numbers 1..N as pointers. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "streamfutures.h"
+#include "test.h"
+
+typedef struct source {
+    long limit;          /* items; -1: endless */
+    long fail_at;        /* pull that fails with the error value -999; -1: never */
+    size_t capacity;
+    sf_ring *_Atomic ring;
+    _Atomic long pulled, discarded, errors_discarded, destroyed, bound_violations;
+} source;
+
+static enum sf_pull source_pull(void *ctx, void **item)
+{
+    source *s = ctx;
+    long n = atomic_load(&s->pulled);
+    sf_ring *ring = atomic_load(&s->ring);
+    /* the new item is about to take a slot: what is held must leave room */
+    if (ring && sf_ring_held(ring) >= s->capacity)
+        atomic_fetch_add(&s->bound_violations, 1);
+    if (n == s->fail_at) {
+        *item = (void *)(intptr_t)-999;
+        return SF_PULL_ERROR;
+    }
+    if (s->limit >= 0 && n >= s->limit)
+        return SF_PULL_END;
+    atomic_store(&s->pulled, n + 1);
+    *item = (void *)(intptr_t)(n + 1);
+    return SF_PULL_ITEM;
+}
+
+static void source_discard(void *ctx, void *value)
+{
+    source *s = ctx;
+    if ((intptr_t)value == -999)
+        atomic_fetch_add(&s->errors_discarded, 1);
+    else
+        atomic_fetch_add(&s->discarded, 1);
+}
+
+static void source_destroy(void *ctx) { atomic_fetch_add(&((source *)ctx)->destroyed, 1); }
+
+static const sf_ring_ops ops = {
+    .pull = source_pull, .discard = source_discard, .destroy = source_destroy};
+
+static sf_ring *open_ring(source *s, unsigned readers, size_t capacity)
+{
+    sf_ring *ring = NULL;
+    s->capacity = capacity;
+    if (sf_ring_create(&ring, readers, capacity, &ops, s) != 0)
+        abort();
+    atomic_store(&s->ring, ring);
+    return ring;
+}
+
+static int64_t in_ms(int ms) { return sf_now_ns() + (int64_t)ms * 1000000; }
+
+TEST(ring_refuses_bad_arguments)
+{
+    source s = {.limit = 1, .fail_at = -1};
+    sf_ring *ring = NULL;
+    CHECK_EQ(sf_ring_create(&ring, 0, 4, &ops, &s), -EINVAL);
+    CHECK_EQ(sf_ring_create(&ring, 2, 0, &ops, &s), -EINVAL);
+    CHECK_EQ(sf_ring_create(&ring, 2, SIZE_MAX, &ops, &s), -EINVAL);
+    CHECK_EQ(s.destroyed, 0);
+}
+
+TEST(ring_readers_on_one_thread_see_every_item_in_order_within_capacity)
+{
+    source s = {.limit = 100, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, 3, 4);
+    long seen[3] = {0, 0, 0};
+    int ended[3] = {0, 0, 0};
+    /* round robin: reader 0 reads 3 at a time, the others 1 */
+    while (!(ended[0] && ended[1] && ended[2])) {
+        for (unsigned r = 0; r < 3; r++) {
+            for (int k = 0; k < (r == 0 ? 3 : 1) && !ended[r]; k++) {
+                void *v;
+                int rc = sf_ring_next(ring, r, &v, 0);
+                if (rc == -EDEADLK)
+                    break; /* ahead of readers this thread must move first */
+                if (rc == SF_END) {
+                    ended[r] = 1;
+                    break;
+                }
+                CHECK_EQ(rc, SF_RESULT);
+                CHECK_EQ((intptr_t)v, seen[r] + 1);
+                seen[r]++;
+            }
+        }
+    }
+    CHECK_EQ(seen[0], 100);
+    CHECK_EQ(seen[1], 100);
+    CHECK_EQ(seen[2], 100);
+    CHECK_EQ(s.pulled, 100);
+    CHECK_EQ(s.bound_violations, 0);
+    for (unsigned r = 0; r < 3; r++)
+        sf_ring_close_reader(ring, r);
+    CHECK_EQ(s.discarded, 100);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_refuses_a_wait_on_readers_last_read_by_the_same_thread)
+{
+    source s = {.limit = -1, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, 2, 4);
+    void *v;
+    CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_RESULT); /* reader 1 is read here */
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+    /* reader 0 is 4 ahead of reader 1, last read on this thread */
+    CHECK_EQ(sf_ring_next(ring, 0, &v, in_ms(1000)), -EDEADLK);
+    CHECK_EQ(sf_ring_held(ring), 4);
+    CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_RESULT);
+    CHECK_EQ((intptr_t)v, 2);
+    CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT); /* room again */
+    CHECK_EQ((intptr_t)v, 5);
+    sf_ring_close_reader(ring, 1);
+    CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT); /* nobody holds it back now */
+    sf_ring_close_reader(ring, 0);
+    CHECK_EQ(s.discarded, s.pulled);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_a_never_read_reader_may_belong_to_another_thread_so_it_is_waited_for)
+{
+    source s = {.limit = -1, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, 2, 2);
+    void *v;
+    CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+    CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+    CHECK_EQ(sf_ring_next(ring, 0, &v, 0), -EAGAIN);
+    CHECK_EQ(sf_ring_next(ring, 0, &v, in_ms(20)), -ETIMEDOUT);
+    sf_ring_close_reader(ring, 0);
+    sf_ring_close_reader(ring, 1);
+    CHECK_EQ(s.pulled, 2);
+    CHECK_EQ(s.discarded, 2);
+}
+
+typedef struct reading {
+    sf_ring *ring;
+    source *src;
+    unsigned index;
+    long stop_after;  /* close after this many items; -1: read to the end */
+    int delay_every;  /* sleep 1 ms every this many items; 0: never */
+    long count, sum, last_outcome, order_errors;
+    void *error;
+} reading;
+
+static void *read_all(void *arg)
+{
+    reading *rd = arg;
+    for (;;) {
+        void *v;
+        int rc = sf_ring_next(rd->ring, rd->index, &v, -1);
+        if (rc != SF_RESULT) {
+            rd->last_outcome = rc;
+            if (rc == SF_INPUT_ERROR) {
+                rd->error = v;
+                rc = sf_ring_next(rd->ring, rd->index, &v, -1);
+                rd->last_outcome = rc == SF_END ? SF_INPUT_ERROR : -1000 - rc;
+            }
+            break;
+        }
+        if ((intptr_t)v != rd->count + 1)
+            rd->order_errors++;
+        rd->count++;
+        rd->sum += (intptr_t)v;
+        if (rd->delay_every && rd->count % rd->delay_every == 0)
+            usleep(1000);
+        if (rd->stop_after >= 0 && rd->count >= rd->stop_after)
+            break;
+    }
+    sf_ring_close_reader(rd->ring, rd->index);
+    return NULL;
+}
+
+static void run_readers(reading *rd, unsigned n)
+{
+    pthread_t threads[8];
+    for (unsigned i = 0; i < n; i++)
+        pthread_create(&threads[i], NULL, read_all, &rd[i]);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+}
+
+TEST(ring_readers_on_threads_each_see_the_whole_input_once)
+{
+    enum { N = 200000, READERS = 4 };
+    source s = {.limit = N, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, READERS, 64);
+    reading rd[READERS];
+    for (unsigned i = 0; i < READERS; i++)
+        rd[i] = (reading){.ring = ring, .src = &s, .index = i, .stop_after = -1,
+                          .delay_every = i == 3 ? 20000 : 0};
+    run_readers(rd, READERS);
+    for (unsigned i = 0; i < READERS; i++) {
+        CHECK_EQ(rd[i].last_outcome, SF_END);
+        CHECK_EQ(rd[i].count, N);
+        CHECK_EQ(rd[i].order_errors, 0);
+        CHECK_EQ(rd[i].sum, (long)N * (N + 1) / 2);
+        CHECK_EQ(rd[i].last_outcome, SF_END);
+    }
+    CHECK_EQ(s.pulled, N);
+    CHECK_EQ(s.bound_violations, 0);
+    CHECK_EQ(s.discarded, N);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_a_reader_that_closes_mid_stream_never_holds_the_others_back)
+{
+    enum { N = 50000 };
+    source s = {.limit = N, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, 3, 8);
+    reading rd[3] = {
+        {.ring = ring, .src = &s, .index = 0, .stop_after = -1},
+        {.ring = ring, .src = &s, .index = 1, .stop_after = 10},
+        {.ring = ring, .src = &s, .index = 2, .stop_after = -1},
+    };
+    run_readers(rd, 3);
+    CHECK_EQ(rd[0].count, N);
+    CHECK_EQ(rd[1].count, 10);
+    CHECK_EQ(rd[2].count, N);
+    CHECK_EQ(rd[0].order_errors + rd[2].order_errors, 0);
+    CHECK_EQ(s.pulled, N);
+    CHECK_EQ(s.bound_violations, 0);
+    CHECK_EQ(s.discarded, N);
+}
+
+TEST(ring_the_inputs_error_reaches_every_reader_after_every_earlier_item)
+{
+    source s = {.limit = -1, .fail_at = 5000};
+    sf_ring *ring = open_ring(&s, 3, 16);
+    reading rd[3];
+    for (unsigned i = 0; i < 3; i++)
+        rd[i] = (reading){.ring = ring, .src = &s, .index = i, .stop_after = -1};
+    run_readers(rd, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        CHECK_EQ(rd[i].count, 5000);
+        CHECK_EQ(rd[i].last_outcome, SF_INPUT_ERROR);
+        CHECK_EQ((intptr_t)rd[i].error, -999);
+        CHECK_EQ(rd[i].order_errors, 0);
+    }
+    CHECK_EQ(s.pulled, 5000);
+    CHECK_EQ(s.discarded, 5000);
+    CHECK_EQ(s.errors_discarded, 1);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_an_empty_input_ends_every_reader)
+{
+    source s = {.limit = 0, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, 2, 4);
+    void *v;
+    CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_END);
+    CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_END);
+    CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_END);
+    sf_ring_close_reader(ring, 0);
+    sf_ring_close_reader(ring, 1);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+static void *cancel_later(void *arg)
+{
+    usleep(20000);
+    sf_ring_cancel(arg);
+    return NULL;
+}
+
+TEST(ring_cancel_wakes_a_reader_asleep_on_a_full_ring_and_stops_the_input)
+{
+    source s = {.limit = -1, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, 2, 4);
+    void *v;
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_later, ring);
+    /* reader 1 was never read: reader 0 sleeps until the cancel */
+    CHECK_EQ(sf_ring_next(ring, 0, &v, in_ms(10000)), SF_CANCELLED);
+    pthread_join(t, NULL);
+    CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_CANCELLED);
+    CHECK_EQ(s.pulled, 4);
+    sf_ring_close_reader(ring, 0);
+    sf_ring_close_reader(ring, 1);
+    CHECK_EQ(s.discarded, 4);
+}
+
+static source *reentrant_source;
+static enum sf_pull pull_from_itself(void *ctx, void **item)
+{
+    (void)ctx;
+    void *v;
+    int rc = sf_ring_next(atomic_load(&reentrant_source->ring), 1, &v, 0);
+    *item = (void *)(intptr_t)rc;
+    return SF_PULL_ITEM;
+}
+
+TEST(ring_a_pull_that_reads_its_own_ring_is_refused_not_hung)
+{
+    source s = {.limit = -1, .fail_at = -1};
+    static const sf_ring_ops self_ops = {.pull = pull_from_itself};
+    sf_ring *ring = NULL;
+    CHECK_EQ(sf_ring_create(&ring, 2, 4, &self_ops, &s), 0);
+    atomic_store(&s.ring, ring);
+    reentrant_source = &s;
+    void *v;
+    CHECK_EQ(sf_ring_next(ring, 0, &v, in_ms(1000)), SF_RESULT);
+    CHECK_EQ((intptr_t)v, -EDEADLK);
+    sf_ring_close_reader(ring, 0);
+    sf_ring_close_reader(ring, 1);
+}
