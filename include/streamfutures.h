@@ -228,6 +228,17 @@ void sf_map_detach(sf_map *map);
  * buffersize). */
 void sf_map_abandon(sf_map *map);
 
+/* Where a map's time went, for finding a pipeline's bottleneck. */
+typedef struct sf_map_stats {
+    uint64_t pulled;  /* items read from the input */
+    uint64_t taken;   /* results (errors, cancellations) the consumer took */
+    int64_t busy_ns;  /* time workers spent running items, summed over workers */
+    int64_t input_ns; /* time the input stage spent inside pull: waiting for its input */
+    int64_t full_ns;  /* time the input stage stood still on a full window: waiting
+                       * for the consumer to take results */
+} sf_map_stats;
+void sf_map_get_stats(sf_map *map, sf_map_stats *out);
+
 /* Items acquired and not yet taken (the quantity the window bounds). */
 size_t sf_map_outstanding(sf_map *map);
 
@@ -254,7 +265,13 @@ typedef struct sf_ring_ops {
     void (*destroy)(void *ctx);
 } sf_ring_ops;
 
-/* readers >= 1, capacity >= 1.  The readers are numbered 0..readers-1;
+#define SF_RING_UNBOUNDED 0u   /* capacity: grow instead of waiting (itertools.tee) */
+#define SF_RING_MAX_READERS 4096u
+
+/* 1 <= readers <= SF_RING_MAX_READERS; capacity in items, or
+ * SF_RING_UNBOUNDED: no reader ever waits for another, and memory grows
+ * with the distance between the fastest and the slowest.  The readers
+ * are numbered 0..readers-1;
  * each must be closed once with sf_ring_close_reader, and the last close
  * frees the ring.  On failure (-EINVAL, -ENOMEM) ops->destroy has not been
  * called. */
@@ -268,7 +285,7 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
  * -EAGAIN (deadline_ns 0 and it would wait), -ETIMEDOUT, -EINTR,
  * -EDEADLK: it would wait for readers all last read on this very thread
  * (or it was called from inside this ring's own pull), so waiting would
- * never end.  deadline_ns as in sf_map_next.  One thread at a time per
+ * never end; -ENOMEM: an unbounded ring could not grow.  deadline_ns as in sf_map_next.  One thread at a time per
  * reader. */
 int sf_ring_next(sf_ring *ring, unsigned reader, void **value, int64_t deadline_ns);
 

@@ -24,8 +24,10 @@ from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures.thread import BrokenThreadPool
 
 from ._as_completed import as_completed
+from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout, tee
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
 from ._remote import WorkerCrashedError
+from .stream import Stream
 from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
 
 __all__ = [
@@ -37,15 +39,19 @@ __all__ = [
     "BrokenThreadPool",
     "CancelledError",
     "DEFAULT_BUFFERSIZE_PER_WORKER",
+    "DEFAULT_FANOUT_BUFFERSIZE",
     "DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER",
     "Executor",
     "Future",
     "InvalidStateError",
     "ProcessPoolExecutor",
+    "Stream",
     "ThreadPoolExecutor",
     "TimeoutError",
     "WorkerCrashedError",
     "as_completed",
+    "fanout",
+    "tee",
     "wait",
 ]
 __version__ = "0.1.0"

@@ -130,6 +130,10 @@ struct sf_map {
     int max_batch;
     int batch_cap;   /* a batch's room, extensions included */
     double batch_ns;
+
+    /* sf_map_stats: where the time went */
+    int64_t busy_ns, input_ns, full_ns;
+    int64_t full_since; /* the input stage stopped on a full window then; 0: it did not */
 };
 
 static void map_unref(sf_map *m);
@@ -329,6 +333,10 @@ static void maybe_post_feed(sf_map *m, enum sf__poster poster)
     if (m->feed_posted || m->input_state != INPUT_OPEN ||
         (m->bounded && m->cap - m->held < refill_gap && m->held > 0))
         return;
+    if (m->full_since) {
+        m->full_ns += sf_now_ns() - m->full_since;
+        m->full_since = 0;
+    }
     m->feed_posted = 1;
     atomic_fetch_add(&m->refs, 1);
     m->feed_job.run = feed_run;
@@ -370,8 +378,10 @@ static int feed_run(sf_job *job)
 
     sf__lock(&m->mu);
     while (m->input_state == INPUT_OPEN) {
-        if (m->held >= m->cap && (m->bounded || grow(m) != 0))
+        if (m->held >= m->cap && (m->bounded || grow(m) != 0)) {
+            m->full_since = sf_now_ns();
             break; /* full: the next take re-posts us */
+        }
         size_t room = m->cap - m->held;
         int want = m->pull_never_blocks ? (room < PULL_BURST ? (int)room : PULL_BURST) : 1;
         void *items[PULL_BURST], *last = NULL;
@@ -379,9 +389,12 @@ static int feed_run(sf_job *job)
         int n = 0;
         m->pulling = want;
         sf__unlock(&m->mu);
+        int64_t pull_started = sf_now_ns();
         while (n < want && (got = m->ops.pull(m->ctx, &last)) == SF_PULL_ITEM)
             items[n++] = last;
+        int64_t pull_ns = sf_now_ns() - pull_started;
         sf__lock(&m->mu);
+        m->input_ns += pull_ns;
         m->pulling = 0;
         for (int k = 0; k < n; k++)
             accept_item(m, items[k], &t);
@@ -568,8 +581,10 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     (m->ops.work_batch ? m->ops.work_batch : work_each)(m->ctx, &batch);
     sf_batch_wake(&batch); /* what the op published quietly is announced by now */
     n = batch.n; /* sf_batch_extend may have added items */
-    double per_item = (double)(sf_now_ns() - started) / n;
+    int64_t took = sf_now_ns() - started;
+    double per_item = (double)took / n;
     sf__lock(&m->mu);
+    m->busy_ns += took;
     m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
     for (int i = 0; i < n; i++)
         if (!done[i]) {
@@ -960,6 +975,17 @@ static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int
     sf__unlock(&m->mu);
     sf__event_signal_all(&m->changed);
     trash_empty(m, &t);
+}
+
+void sf_map_get_stats(sf_map *m, sf_map_stats *out)
+{
+    sf__lock(&m->mu);
+    out->pulled = m->pulled;
+    out->taken = m->taken;
+    out->busy_ns = m->busy_ns;
+    out->input_ns = m->input_ns;
+    out->full_ns = m->full_ns + (m->full_since ? sf_now_ns() - m->full_since : 0);
+    sf__unlock(&m->mu);
 }
 
 size_t sf_map_outstanding(sf_map *m)

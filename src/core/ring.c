@@ -6,6 +6,10 @@
  * per reader (the position it reads next; CLOSED once closed).  Item k
  * lives in slots[k % capacity].  Invariant: head - min(open cursors) <=
  * capacity, so the slot a new item takes was read by every open reader.
+ * An unbounded ring (itertools.tee's rule) keeps the invariant by moving
+ * to a segment twice the size instead of waiting; a reader loads head
+ * before the segment, and the producer publishes a new segment before any
+ * head that needs it, so a reader always finds its item.
  * There is no producer thread and no lock: a reader that has read
  * everything published becomes the producer by a compare-and-swap on
  * `producer` (the token of its thread), pulls one item with no engine
@@ -49,13 +53,23 @@ typedef struct reader {
     char pad[64 - sizeof(uint64_t) - sizeof(void *) - 2 * sizeof(int)];
 } reader;
 
+/* The slots.  An unbounded ring replaces a full segment by one twice its
+ * size; the old one is kept (readers may still hold it) until the ring is
+ * freed, so all of them together take at most twice the newest. */
+typedef struct segment {
+    struct segment *retired; /* the segment this one replaced */
+    size_t capacity;
+    uint64_t base;           /* the first position stored here */
+    void *slots[];
+} segment;
+
 struct sf_ring {
     sf_ring_ops ops;
     void *ctx;
-    size_t capacity;
+    int unbounded;
     unsigned n_readers;
     unsigned fork_generation;
-    void **slots;
+    _Atomic(segment *) seg;           /* replaced only by the producer */
     reader *readers;
     _Atomic uint64_t head;            /* items published */
     _Atomic int ended;                /* 0, SF_END or SF_INPUT_ERROR; set after the last head */
@@ -70,20 +84,23 @@ struct sf_ring {
 int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ring_ops *ops,
                    void *ctx)
 {
-    if (!out || !ops || !ops->pull || readers == 0 || capacity == 0 ||
-        capacity > SIZE_MAX / sizeof(void *))
+    if (!out || !ops || !ops->pull || readers == 0 || readers > SF_RING_MAX_READERS ||
+        capacity > (SIZE_MAX - sizeof(segment)) / sizeof(void *) / 2)
         return -EINVAL;
+    int unbounded = capacity == SF_RING_UNBOUNDED;
+    if (unbounded)
+        capacity = 64; /* the first segment; it doubles when full */
     sf_ring *ring = calloc(1, sizeof *ring);
-    if (!ring)
-        return -ENOMEM;
-    ring->slots = calloc(capacity, sizeof *ring->slots);
-    ring->readers = aligned_alloc(64, sizeof(reader) * readers);
-    if (!ring->slots || !ring->readers) {
-        free(ring->slots);
-        free(ring->readers);
+    segment *seg = calloc(1, sizeof *seg + capacity * sizeof(void *));
+    reader *slots_readers = aligned_alloc(64, sizeof(reader) * readers);
+    if (!ring || !seg || !slots_readers) {
         free(ring);
+        free(seg);
+        free(slots_readers);
         return -ENOMEM;
     }
+    seg->capacity = capacity;
+    ring->readers = slots_readers;
     for (unsigned i = 0; i < readers; i++) {
         atomic_init(&ring->readers[i].cursor, 0);
         atomic_init(&ring->readers[i].last_thread, NULL);
@@ -92,7 +109,8 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
     }
     ring->ops = *ops;
     ring->ctx = ctx;
-    ring->capacity = capacity;
+    ring->unbounded = unbounded;
+    atomic_init(&ring->seg, seg);
     ring->n_readers = readers;
     ring->fork_generation = sf__fork_generation();
     atomic_init(&ring->head, 0);
@@ -104,6 +122,12 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
     sf__event_init(&ring->changed);
     *out = ring;
     return 0;
+}
+
+/* A bounded ring's capacity (its only segment never changes). */
+static size_t capacity_of(const sf_ring *ring)
+{
+    return atomic_load_explicit(&ring->seg, memory_order_relaxed)->capacity;
 }
 
 /* The cursor of the slowest open reader; `head` when all are closed. */
@@ -147,21 +171,52 @@ static int waiting_would_deadlock(const sf_ring *ring, uint64_t slowest)
     return laggards > 0;
 }
 
-/* Produce one item: the caller holds the producer role. */
-static void produce(sf_ring *ring, uint64_t head)
+/* An unbounded ring is full: move what the open readers have yet to read
+ * into a segment twice the size and release what nobody will read again.
+ * The caller holds the producer role. */
+static segment *grow(sf_ring *ring, segment *old, uint64_t head)
 {
+    uint64_t slowest = slowest_cursor(ring, head);
+    size_t capacity = old->capacity * 2;
+    segment *seg = malloc(sizeof *seg + capacity * sizeof(void *));
+    if (!seg)
+        return NULL;
+    seg->capacity = capacity;
+    seg->base = slowest;
+    seg->retired = old;
+    for (uint64_t k = slowest; k < head; k++)
+        seg->slots[k % capacity] = old->slots[k % old->capacity];
+    atomic_store_explicit(&ring->seg, seg, memory_order_release);
+    uint64_t first = head > old->capacity ? head - old->capacity : 0;
+    if (first < old->base)
+        first = old->base;
+    for (uint64_t k = first; k < slowest && ring->ops.discard; k++)
+        ring->ops.discard(ring->ctx, old->slots[k % old->capacity]);
+    return seg;
+}
+
+/* Produce one item: the caller holds the producer role.  0 or -ENOMEM. */
+static int produce(sf_ring *ring, uint64_t head)
+{
+    segment *seg = atomic_load_explicit(&ring->seg, memory_order_relaxed);
+    if (ring->unbounded && head - slowest_cursor(ring, head) >= seg->capacity &&
+        !(seg = grow(ring, seg, head))) {
+        atomic_store(&ring->producer, NULL);
+        sf__event_signal_all(&ring->changed);
+        return -ENOMEM;
+    }
     void *item = NULL;
     enum sf_pull got = ring->ops.pull(ring->ctx, &item);
     if (got == SF_PULL_ITEM) {
-        size_t slot = (size_t)(head % ring->capacity);
-        void *reused = head >= ring->capacity ? ring->slots[slot] : NULL;
-        ring->slots[slot] = item;
+        size_t slot = (size_t)(head % seg->capacity);
+        void *reused = head >= seg->base + seg->capacity ? seg->slots[slot] : NULL;
+        seg->slots[slot] = item;
         atomic_store_explicit(&ring->head, head + 1, memory_order_release);
         atomic_store(&ring->producer, NULL);
         sf__event_signal_all(&ring->changed);
         if (reused && ring->ops.discard)
             ring->ops.discard(ring->ctx, reused);
-        return;
+        return 0;
     }
     if (got == SF_PULL_ERROR)
         ring->error = item;
@@ -169,6 +224,7 @@ static void produce(sf_ring *ring, uint64_t head)
                           memory_order_release);
     atomic_store(&ring->producer, NULL);
     sf__event_signal_all(&ring->changed);
+    return 0;
 }
 
 /* One step without sleeping: an sf_outcome, -EAGAIN or -EDEADLK. */
@@ -183,7 +239,8 @@ static int step(sf_ring *ring, reader *r, void **value)
         uint64_t cursor = atomic_load_explicit(&r->cursor, memory_order_relaxed);
         uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
         if (cursor < head) {
-            *value = ring->slots[cursor % ring->capacity];
+            const segment *seg = atomic_load_explicit(&ring->seg, memory_order_acquire);
+            *value = seg->slots[cursor % seg->capacity];
             r->lent = 1;
             if (atomic_load_explicit(&r->last_thread, memory_order_relaxed) != THIS_THREAD)
                 atomic_store(&r->last_thread, THIS_THREAD);
@@ -203,7 +260,7 @@ static int step(sf_ring *ring, reader *r, void **value)
         if (producer)
             return -EAGAIN;
         uint64_t slowest = slowest_cursor(ring, head);
-        if (head - slowest >= ring->capacity)
+        if (!ring->unbounded && head - slowest >= capacity_of(ring))
             return waiting_would_deadlock(ring, slowest) ? -EDEADLK : -EAGAIN;
         const void *nobody = NULL;
         if (!atomic_compare_exchange_strong(&ring->producer, &nobody, THIS_THREAD))
@@ -215,14 +272,16 @@ static int step(sf_ring *ring, reader *r, void **value)
             sf__event_signal_all(&ring->changed);
             continue;
         }
-        produce(ring, head);
+        if (produce(ring, head) < 0)
+            return -ENOMEM;
     }
 }
 
 static uint64_t wake_mark(const sf_ring *ring, uint64_t head)
 {
-    uint64_t chunk = ring->capacity / 8 ? ring->capacity / 8 : 1;
-    return head - ring->capacity + chunk;
+    size_t capacity = capacity_of(ring);
+    uint64_t chunk = capacity / 8 ? capacity / 8 : 1;
+    return head - capacity + chunk;
 }
 
 /* 0 when the reader has nothing to do until `changed` is signalled. */
@@ -235,7 +294,7 @@ static int may_step(sf_ring *ring, reader *r)
         return 1;
     if (atomic_load(&ring->producer))
         return 0; /* it signals when it publishes or gives the role back */
-    if (head - slowest_cursor(ring, head) < ring->capacity)
+    if (ring->unbounded || head - slowest_cursor(ring, head) < capacity_of(ring))
         return 1; /* this reader may produce */
     /* full: sleep only once the mark the laggards will cross is set */
     return atomic_load(&ring->wake_at) != wake_mark(ring, head);
@@ -244,7 +303,8 @@ static int may_step(sf_ring *ring, reader *r)
 static int wait_for(sf_ring *ring, reader *r, int64_t deadline_ns)
 {
     uint64_t head = atomic_load(&ring->head);
-    if (!atomic_load(&ring->producer) && head - slowest_cursor(ring, head) >= ring->capacity)
+    if (!ring->unbounded && !atomic_load(&ring->producer) &&
+        head - slowest_cursor(ring, head) >= capacity_of(ring))
         atomic_store(&ring->wake_at, wake_mark(ring, head));
     uint32_t key = sf__event_prepare(&ring->changed);
     if (may_step(ring, r)) {
@@ -287,16 +347,23 @@ void sf_ring_cancel(sf_ring *ring)
 static void destroy(sf_ring *ring)
 {
     uint64_t head = atomic_load(&ring->head);
-    uint64_t first = head > ring->capacity ? head - ring->capacity : 0;
+    segment *seg = atomic_load(&ring->seg);
+    uint64_t first = head > seg->capacity ? head - seg->capacity : 0;
+    if (first < seg->base)
+        first = seg->base;
     if (ring->ops.discard) {
         for (uint64_t k = first; k < head; k++)
-            ring->ops.discard(ring->ctx, ring->slots[k % ring->capacity]);
+            ring->ops.discard(ring->ctx, seg->slots[k % seg->capacity]);
         if (ring->error)
             ring->ops.discard(ring->ctx, ring->error);
     }
     if (ring->ops.destroy)
         ring->ops.destroy(ring->ctx);
-    free(ring->slots);
+    while (seg) {
+        segment *older = seg->retired;
+        free(seg);
+        seg = older;
+    }
     free(ring->readers);
     free(ring);
 }

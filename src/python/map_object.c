@@ -19,6 +19,7 @@
  * batches (a message per batch) or the user's chunksize.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "map_object.h"
 #include "compat.h"
@@ -44,6 +45,7 @@ typedef struct SfMapIterObject {
     int started;
     int stop_when_dropped; /* dropped before it started: abandon, not detach */
     int sleepers;     /* threads inside sf_map_next with the GIL released */
+    sf_map_stats last_stats; /* kept when the map is let go, for stats() after the end */
     PyObject *weakreflist;
 } SfMapIterObject;
 
@@ -126,6 +128,7 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->started = 0;
     it->stop_when_dropped = rq->stop_when_dropped;
     it->sleepers = 0;
+    memset(&it->last_stats, 0, sizeof it->last_stats);
     it->weakreflist = NULL;
     ctx->fn = Py_NewRef(rq->fn);
     ctx->iterator = Py_NewRef(rq->iterator);
@@ -174,6 +177,7 @@ static void finish(SfMapIterObject *it)
         sf_map_cancel(map);
         return;
     }
+    sf_map_get_stats(map, &it->last_stats);
     it->map = NULL;
     sf_map_close(map);
 }
@@ -252,6 +256,18 @@ static PyObject *mapiter_outstanding(SfMapIterObject *it, PyObject *unused)
     return PyLong_FromSize_t(it->map ? sf_map_outstanding(it->map) : 0);
 }
 
+static PyObject *mapiter_stats(SfMapIterObject *it, PyObject *unused)
+{
+    (void)unused;
+    sf_map_stats st = it->last_stats;
+    if (it->map)
+        sf_map_get_stats(it->map, &st);
+    return Py_BuildValue("{sKsKsdsdsd}", "items_in", (unsigned long long)st.pulled, "items_out",
+                         (unsigned long long)st.taken, "busy", st.busy_ns / 1e9,
+                         "waiting_for_input", st.input_ns / 1e9, "blocked_on_output",
+                         st.full_ns / 1e9);
+}
+
 static PyObject *mapiter_enter(PyObject *self, PyObject *unused)
 {
     (void)unused;
@@ -299,6 +315,9 @@ static int mapiter_traverse(SfMapIterObject *it, visitproc visit, void *arg)
 static PyMethodDef mapiter_methods[] = {
     {"close", (PyCFunction)mapiter_close, METH_NOARGS,
      "Cancel every item not started and stop pulling input."},
+    {"stats", (PyCFunction)mapiter_stats, METH_NOARGS,
+     "Items in and out, and seconds busy (summed over workers), waiting for input, and "
+     "blocked on a full window (the consumer is slower)."},
     {"_outstanding", (PyCFunction)mapiter_outstanding, METH_NOARGS,
      "Items acquired from the input and not yet yielded."},
     {"__enter__", (PyCFunction)mapiter_enter, METH_NOARGS, NULL},

@@ -5,7 +5,8 @@
  * DESIGN.  Each interpreter that imports the module gets its own module
  * state (state.h): the stdlib objects our objects must interoperate with
  * (Future, CancelledError, TimeoutError, BrokenThreadPool, the
- * concurrent.futures logger, pickle), the heap types Pool and MapIterator,
+ * concurrent.futures logger, pickle), the heap types (Pool, MapIterator,
+ * Broadcast, BroadcastReader),
  * the exit flag and the zombie registry.  Nothing is global, and engine
  * threads attach to the interpreter that made their pool, so the module
  * declares per-interpreter GIL support.  It keeps the GIL (no Py_mod_gil
@@ -15,6 +16,7 @@
 #include <errno.h>
 
 #include "state.h"
+#include "broadcast.h"
 #include "map_object.h"
 #include "pool_object.h"
 #include "process_serve.h"
@@ -56,6 +58,9 @@ static PyMethodDef module_methods[] = {
      "ring_create(bytes) -> fd of a shared-memory result ring for one worker process."},
     {"serve", sfpy_serve, METH_VARARGS,
      "serve(task_fd, result_fd, ring_fd): a worker process's loop (returns when told to stop)."},
+    {"broadcast", sfpy_broadcast, METH_VARARGS,
+     "broadcast(iterable, n, buffersize) -> (Broadcast, readers): one input read once by n "
+     "readers, at most buffersize items (0: no bound) ahead of the slowest open one."},
     {"reap", module_reap, METH_VARARGS,
      "reap(block=True): join engine pools whose executor is gone."},
     {"set_exiting", module_set_exiting, METH_NOARGS,
@@ -65,7 +70,7 @@ static PyMethodDef module_methods[] = {
 
 /* Every PyObject field of the state, for traverse and clear. */
 #define STATE_OBJECTS(X)                                                                  \
-    X(pool_type) X(map_iter_type) X(future_type) X(cancelled_error) X(timeout_error)      \
+    X(pool_type) X(map_iter_type) X(broadcast_type) X(broadcast_reader_type) X(future_type) X(cancelled_error) X(timeout_error)      \
     X(broken_thread_pool) X(broken_process_pool) X(logger) X(thread_enter)                \
     X(thread_leave) X(str_set_running) X(str_set_result) X(str_set_exception)             \
     X(str_cancel) X(str_condition) X(str_state) X(str_result) X(str_exception)            \
@@ -100,7 +105,9 @@ static int module_exec(PyObject *module)
 {
     sfpy_state *st = sfpy_state_of(module);
     if (add_type(module, &st->pool_type, &sfpy_pool_spec) < 0 ||
-        add_type(module, &st->map_iter_type, &sfpy_map_iter_spec) < 0)
+        add_type(module, &st->map_iter_type, &sfpy_map_iter_spec) < 0 ||
+        add_type(module, &st->broadcast_type, &sfpy_broadcast_spec) < 0 ||
+        add_type(module, &st->broadcast_reader_type, &sfpy_broadcast_reader_spec) < 0)
         return -1;
     if (keep(&st->future_type, import_attr("streamfutures._future", "EngineFuture")) < 0 ||
         keep(&st->cancelled_error, import_attr("concurrent.futures", "CancelledError")) < 0 ||

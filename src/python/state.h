@@ -1,5 +1,5 @@
 /* state.h -- the module state of streamfutures._engine: what the binding
- * imports once per interpreter, its two heap types, and the registry of
+ * imports once per interpreter, its heap types, and the registry of
  * pools still finishing after their executor went away.  Every object of
  * the binding reaches it through its pool context (pool_ctx.h) or its
  * module, never through a global, so each interpreter has its own. */
@@ -14,6 +14,8 @@ struct sfpy_pool_ctx;
 typedef struct sfpy_state {
     PyTypeObject *pool_type;     /* _engine.Pool */
     PyTypeObject *map_iter_type; /* _engine.MapIterator */
+    PyTypeObject *broadcast_type;        /* _engine.Broadcast */
+    PyTypeObject *broadcast_reader_type; /* _engine.BroadcastReader */
     PyObject *future_type;       /* streamfutures._future.EngineFuture */
     PyObject *cancelled_error;   /* concurrent.futures.CancelledError */
     PyObject *timeout_error;     /* concurrent.futures.TimeoutError */

@@ -72,7 +72,7 @@ TEST(ring_refuses_bad_arguments)
     source s = {.limit = 1, .fail_at = -1};
     sf_ring *ring = NULL;
     CHECK_EQ(sf_ring_create(&ring, 0, 4, &ops, &s), -EINVAL);
-    CHECK_EQ(sf_ring_create(&ring, 2, 0, &ops, &s), -EINVAL);
+    CHECK_EQ(sf_ring_create(&ring, SF_RING_MAX_READERS + 1, 4, &ops, &s), -EINVAL);
     CHECK_EQ(sf_ring_create(&ring, 2, SIZE_MAX, &ops, &s), -EINVAL);
     CHECK_EQ(s.destroyed, 0);
 }
@@ -321,4 +321,56 @@ TEST(ring_a_pull_that_reads_its_own_ring_is_refused_not_hung)
     CHECK_EQ((intptr_t)v, -EDEADLK);
     sf_ring_close_reader(ring, 0);
     sf_ring_close_reader(ring, 1);
+}
+
+TEST(ring_unbounded_grows_instead_of_waiting_and_discards_each_item_once)
+{
+    source s = {.limit = 10000, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, 3, SF_RING_UNBOUNDED);
+    s.capacity = SIZE_MAX; /* no bound to check */
+    void *v;
+    for (long i = 1; i <= 5000; i++) { /* reader 0 runs 5000 ahead: no wait, no refusal */
+        CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i);
+    }
+    CHECK_EQ(sf_ring_held(ring), 5000);
+    for (long i = 1; i <= 3000; i++) {
+        CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i);
+    }
+    sf_ring_close_reader(ring, 2); /* never read: stops counting */
+    for (long i = 5001; i <= 10000; i++) {
+        CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i);
+    }
+    CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_END);
+    for (long i = 3001; i <= 10000; i++) {
+        CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i);
+    }
+    CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_END);
+    sf_ring_close_reader(ring, 0);
+    sf_ring_close_reader(ring, 1);
+    CHECK_EQ(s.pulled, 10000);
+    CHECK_EQ(s.discarded, 10000);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_unbounded_readers_on_threads_each_see_the_whole_input_once)
+{
+    enum { N = 100000, READERS = 3 };
+    source s = {.limit = N, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, READERS, SF_RING_UNBOUNDED);
+    s.capacity = SIZE_MAX;
+    reading rd[READERS];
+    for (unsigned i = 0; i < READERS; i++)
+        rd[i] = (reading){.ring = ring, .src = &s, .index = i, .stop_after = -1,
+                          .delay_every = i == 2 ? 10000 : 0};
+    run_readers(rd, READERS);
+    for (unsigned i = 0; i < READERS; i++) {
+        CHECK_EQ(rd[i].last_outcome, SF_END);
+        CHECK_EQ(rd[i].count, N);
+        CHECK_EQ(rd[i].order_errors, 0);
+    }
+    CHECK_EQ(s.discarded, N);
 }

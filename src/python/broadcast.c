@@ -1,0 +1,388 @@
+/*
+ * broadcast.c -- _engine.broadcast(iterable, n, buffersize): one Python
+ * iterable read once by n reader iterators (sf.tee's copies and
+ * sf.fanout's consumers' inputs), on an sf_ring.
+ *
+ * DESIGN.  A Broadcast object is the ring's context: it holds the source
+ * iterator, the module (for CancelledError) and the input's exception with
+ * the traceback it had when the input raised, so every reader raises it
+ * with that traceback, not with frames other readers appended.  Each
+ * reader holds the Broadcast; the Broadcast does not hold its readers (no
+ * cycle), so a reader can be dropped on its own, which closes it: it stops
+ * holding the others back.  The last reader closed frees the ring, whose
+ * destroy callback releases the source.  Every ring callback runs with the
+ * GIL held: pull and discard on the thread of a next() that holds it,
+ * destroy in a close.  next() polls with the GIL held and only sleeps with
+ * it released, in slices, so signal handlers run.  A reader is closed only
+ * when no thread is inside its next() (a close from another thread during
+ * one is carried out by that next() when it returns), so the ring is never
+ * freed under a thread that is using it.
+ */
+#include <errno.h>
+
+#include "broadcast.h"
+#include "compat.h"
+
+#define WAIT_SLICE_NS 50000000 /* how often a sleeping next() checks signals */
+
+typedef struct SfBroadcastObject {
+    PyObject_HEAD
+    sf_ring *ring;         /* NULL once every reader is closed */
+    PyObject *module;
+    PyObject *source;      /* NULL once the ring is freed */
+    PyObject *input_error; /* the input's exception, or NULL */
+    PyObject *input_traceback;
+    size_t buffersize;
+} SfBroadcastObject;
+
+typedef struct SfReaderObject {
+    PyObject_HEAD
+    SfBroadcastObject *owner;
+    unsigned index;
+    int closed;        /* closed, or to be closed once `inside` drops to 0 */
+    int released;      /* sf_ring_close_reader was called */
+    int inside;        /* threads inside next() */
+    PyObject *weakreflist;
+} SfReaderObject;
+
+static enum sf_pull source_pull(void *raw, void **item)
+{
+    SfBroadcastObject *b = raw;
+    PyObject *next = b->source ? PyIter_Next(b->source) : NULL;
+    if (next) {
+        *item = next;
+        return SF_PULL_ITEM;
+    }
+    if (!PyErr_Occurred())
+        return SF_PULL_END;
+    PyObject *exc = sfpy_fetch_exception();
+    b->input_error = Py_NewRef(exc);
+    b->input_traceback = PyException_GetTraceback(exc);
+    *item = exc;
+    return SF_PULL_ERROR;
+}
+
+static void value_discard(void *raw, void *value)
+{
+    (void)raw;
+    Py_XDECREF((PyObject *)value);
+}
+
+static void ring_destroy(void *raw)
+{
+    SfBroadcastObject *b = raw;
+    b->ring = NULL;
+    Py_CLEAR(b->source);
+}
+
+static const sf_ring_ops python_ring_ops = {
+    .pull = source_pull, .discard = value_discard, .destroy = ring_destroy};
+
+static void release_reader(SfReaderObject *r)
+{
+    r->closed = 1;
+    if (r->released || r->inside)
+        return;
+    r->released = 1;
+    if (r->owner->ring)
+        sf_ring_close_reader(r->owner->ring, r->index);
+}
+
+static PyObject *raise_deadlock(SfReaderObject *r)
+{
+    PyErr_Format(PyExc_RuntimeError,
+                 "this copy is buffersize=%zu items ahead of the copies holding it back, "
+                 "and they were last read on this same thread (or it was read from inside "
+                 "its own input): waiting for them here would never end; read them on "
+                 "other threads, close them, or raise buffersize",
+                 r->owner->buffersize);
+    return NULL;
+}
+
+static PyObject *reader_next(SfReaderObject *r)
+{
+    if (r->closed) {
+        release_reader(r); /* a close deferred while another thread was inside */
+        return NULL;
+    }
+    sf_ring *ring = r->owner->ring;
+    void *value = NULL;
+    r->inside++;
+    int rc = sf_ring_next(ring, r->index, &value, 0);
+    while (rc == -EAGAIN) {
+        int waited;
+        Py_BEGIN_ALLOW_THREADS
+        waited = sf_ring_wait(ring, r->index, sf_now_ns() + WAIT_SLICE_NS);
+        Py_END_ALLOW_THREADS
+        if (waited != 0 && PyErr_CheckSignals() < 0) {
+            rc = -EINTR; /* e.g. KeyboardInterrupt; the copy stays usable */
+            break;
+        }
+        if (r->closed) { /* closed by another thread or a signal handler */
+            rc = SF_END;
+            break;
+        }
+        rc = sf_ring_next(ring, r->index, &value, 0);
+    }
+    r->inside--;
+    switch (rc) {
+    case SF_RESULT:
+        return Py_NewRef((PyObject *)value);
+    case SF_CANCELLED: {
+        sfpy_state *st = sfpy_state_of(r->owner->module);
+        PyErr_SetNone(st->cancelled_error);
+        return NULL;
+    }
+    case SF_INPUT_ERROR: {
+        PyObject *exc = Py_NewRef(r->owner->input_error);
+        PyException_SetTraceback(exc, r->owner->input_traceback ? r->owner->input_traceback
+                                                                : Py_None);
+        release_reader(r);
+        sfpy_raise_exception(exc);
+        return NULL;
+    }
+    case -EDEADLK:
+        return raise_deadlock(r);
+    case -EINTR:
+        return NULL;
+    case -ECHILD:
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this iterator was made in a parent process and cannot be read "
+                        "after fork()");
+        return NULL;
+    default: /* SF_END, or closed while asleep */
+        release_reader(r);
+        return NULL;
+    }
+}
+
+static PyObject *reader_close(SfReaderObject *r, PyObject *unused)
+{
+    (void)unused;
+    release_reader(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *reader_enter(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return Py_NewRef(self);
+}
+
+static PyObject *reader_exit(SfReaderObject *r, PyObject *args)
+{
+    (void)args;
+    release_reader(r);
+    Py_RETURN_FALSE;
+}
+
+static void reader_dealloc(SfReaderObject *r)
+{
+    PyTypeObject *type = Py_TYPE(r);
+    PyObject_GC_UnTrack(r);
+    if (r->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)r);
+    if (r->owner)
+        release_reader(r);
+    Py_CLEAR(r->owner);
+    PyObject_GC_Del(r);
+    Py_DECREF(type);
+}
+
+static int reader_traverse(SfReaderObject *r, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(r));
+    Py_VISIT(r->owner);
+    return 0;
+}
+
+static PyMethodDef reader_methods[] = {
+    {"close", (PyCFunction)reader_close, METH_NOARGS,
+     "Stop reading: this copy no longer holds the others back."},
+    {"__enter__", (PyCFunction)reader_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)reader_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef reader_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(SfReaderObject, weakreflist), Py_READONLY,
+     NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot reader_slots[] = {
+    {Py_tp_doc, "One reader of a broadcast input: every item, in order, read once upstream."},
+    {Py_tp_dealloc, reader_dealloc},
+    {Py_tp_traverse, reader_traverse},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, reader_next},
+    {Py_tp_methods, reader_methods},
+    {Py_tp_members, reader_members},
+    {0, NULL},
+};
+
+PyType_Spec sfpy_broadcast_reader_spec = {
+    .name = "streamfutures._engine.BroadcastReader",
+    .basicsize = sizeof(SfReaderObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = reader_slots,
+};
+
+/* ---- the Broadcast ------------------------------------------------------ */
+
+static PyObject *broadcast_cancel(SfBroadcastObject *b, PyObject *unused)
+{
+    (void)unused;
+    if (b->ring)
+        sf_ring_cancel(b->ring);
+    Py_RETURN_NONE;
+}
+
+static PyObject *broadcast_held(SfBroadcastObject *b, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromSize_t(b->ring ? sf_ring_held(b->ring) : 0);
+}
+
+static PyObject *broadcast_get_input_error(SfBroadcastObject *b, void *unused)
+{
+    (void)unused;
+    return Py_NewRef(b->input_error ? b->input_error : Py_None);
+}
+
+static PyObject *broadcast_get_input_traceback(SfBroadcastObject *b, void *unused)
+{
+    (void)unused;
+    return Py_NewRef(b->input_traceback ? b->input_traceback : Py_None);
+}
+
+static void broadcast_dealloc(SfBroadcastObject *b)
+{
+    PyTypeObject *type = Py_TYPE(b);
+    PyObject_GC_UnTrack(b);
+    /* every reader holds us: the ring was freed by the last one's close */
+    Py_CLEAR(b->source);
+    Py_CLEAR(b->input_error);
+    Py_CLEAR(b->input_traceback);
+    Py_CLEAR(b->module);
+    PyObject_GC_Del(b);
+    Py_DECREF(type);
+}
+
+static int broadcast_traverse(SfBroadcastObject *b, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(b));
+    Py_VISIT(b->module);
+    Py_VISIT(b->source);
+    Py_VISIT(b->input_error);
+    Py_VISIT(b->input_traceback);
+    return 0;
+}
+
+/* A cycle through the source (a generator that holds one of its own
+ * readers) is broken here: the input then reads as ended. */
+static int broadcast_clear(SfBroadcastObject *b)
+{
+    Py_CLEAR(b->source);
+    Py_CLEAR(b->input_error);
+    Py_CLEAR(b->input_traceback);
+    return 0;
+}
+
+static PyMethodDef broadcast_methods[] = {
+    {"cancel", (PyCFunction)broadcast_cancel, METH_NOARGS,
+     "Every reader raises CancelledError at its next step; no more input is read."},
+    {"held", (PyCFunction)broadcast_held, METH_NOARGS,
+     "Items read from the input and not yet read by the slowest open reader."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef broadcast_getset[] = {
+    {"input_error", (getter)broadcast_get_input_error, NULL,
+     "The exception the input raised, or None.", NULL},
+    {"input_traceback", (getter)broadcast_get_input_traceback, NULL,
+     "Its traceback as the input raised it.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot broadcast_slots[] = {
+    {Py_tp_doc, "One input read once for several readers, at most buffersize items ahead."},
+    {Py_tp_dealloc, broadcast_dealloc},
+    {Py_tp_traverse, broadcast_traverse},
+    {Py_tp_clear, broadcast_clear},
+    {Py_tp_methods, broadcast_methods},
+    {Py_tp_getset, broadcast_getset},
+    {0, NULL},
+};
+
+PyType_Spec sfpy_broadcast_spec = {
+    .name = "streamfutures._engine.Broadcast",
+    .basicsize = sizeof(SfBroadcastObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = broadcast_slots,
+};
+
+PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
+{
+    PyObject *iterable;
+    Py_ssize_t n, buffersize;
+    if (!PyArg_ParseTuple(args, "Onn", &iterable, &n, &buffersize))
+        return NULL;
+    if (n < 1 || n > (Py_ssize_t)SF_RING_MAX_READERS) {
+        PyErr_Format(PyExc_ValueError, "n must be between 1 and %u", SF_RING_MAX_READERS);
+        return NULL;
+    }
+    if (buffersize < 0) { /* 0: unbounded */
+        PyErr_SetString(PyExc_ValueError, "buffersize must be None or > 0");
+        return NULL;
+    }
+    sfpy_state *st = sfpy_state_of(module);
+    PyObject *source = PyObject_GetIter(iterable);
+    if (!source)
+        return NULL;
+    SfBroadcastObject *b = PyObject_GC_New(SfBroadcastObject, st->broadcast_type);
+    if (!b) {
+        Py_DECREF(source);
+        return NULL;
+    }
+    b->ring = NULL;
+    b->module = Py_NewRef(module);
+    b->source = source;
+    b->input_error = NULL;
+    b->input_traceback = NULL;
+    b->buffersize = (size_t)buffersize;
+    PyObject_GC_Track(b);
+    PyObject *readers = PyTuple_New(n);
+    if (!readers) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    int rc = sf_ring_create(&b->ring, (unsigned)n, (size_t)buffersize, &python_ring_ops, b);
+    if (rc < 0) {
+        Py_DECREF(readers);
+        Py_DECREF(b);
+        return rc == -ENOMEM ? PyErr_NoMemory()
+                             : PyErr_Format(PyExc_ValueError, "buffersize is too large");
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        SfReaderObject *r = PyObject_GC_New(SfReaderObject, st->broadcast_reader_type);
+        if (!r) {
+            /* close the readers no object took, so the ring is freed */
+            for (Py_ssize_t j = i; j < n; j++)
+                sf_ring_close_reader(b->ring, (unsigned)j);
+            Py_DECREF(readers);
+            Py_DECREF(b);
+            return NULL;
+        }
+        r->owner = (SfBroadcastObject *)Py_NewRef(b);
+        r->index = (unsigned)i;
+        r->closed = r->released = r->inside = 0;
+        r->weakreflist = NULL;
+        PyObject_GC_Track(r);
+        PyTuple_SET_ITEM(readers, i, (PyObject *)r);
+    }
+    PyObject *result = PyTuple_Pack(2, (PyObject *)b, readers);
+    Py_DECREF(b);
+    Py_DECREF(readers);
+    return result;
+}
