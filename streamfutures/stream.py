@@ -26,7 +26,7 @@ DEFAULT_FOREIGN_BUFFERSIZE = 64
 
 
 def _name_of(fn):
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    name = getattr(fn, "__name__", None)
     if name is None and hasattr(fn, "func"):  # functools.partial
         return "partial(%s)" % _name_of(fn.func)
     return name or type(fn).__name__

@@ -49,9 +49,28 @@ typedef struct SfMapIterObject {
     PyObject *weakreflist;
 } SfMapIterObject;
 
+static int take(SfMapIterObject *it, PyObject **value);
+
 static enum sf_pull ctx_pull(void *raw, void **item)
 {
     sfpy_map_ctx *ctx = raw;
+    if (ctx->upstream_map) {
+        /* straight from the previous map's window; its item errors go on */
+        PyObject *value = NULL;
+        int got = take((SfMapIterObject *)ctx->iterator, &value);
+        if (got == 1) {
+            *item = sfpy_carry_error(value);
+            return SF_PULL_ITEM;
+        }
+        if (got == 0) {
+            *item = value;
+            return SF_PULL_ITEM;
+        }
+        if (!PyErr_Occurred())
+            return SF_PULL_END;
+        *item = sfpy_fetch_exception();
+        return SF_PULL_ERROR;
+    }
     PyObject *next = PyIter_Next(ctx->iterator);
     if (next) {
         *item = next;
@@ -76,6 +95,10 @@ static int never_blocks(PyObject *iterator)
 static int ctx_work(void *raw, void **value)
 {
     sfpy_map_ctx *ctx = raw;
+    if (sfpy_is_carried(*value)) { /* failed upstream: pass it on */
+        *value = sfpy_carried(*value);
+        return 1;
+    }
     PyObject *item = *value;
     PyObject *result = ctx->star ? PyObject_Call(ctx->fn, item, NULL)
                                  : PyObject_CallOneArg(ctx->fn, item);
@@ -91,7 +114,7 @@ static int ctx_work(void *raw, void **value)
 static void ctx_discard(void *raw, void *value)
 {
     (void)raw;
-    Py_XDECREF((PyObject *)value);
+    Py_XDECREF(sfpy_carried(value));
 }
 
 static void ctx_destroy(void *raw)
@@ -132,6 +155,7 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->weakreflist = NULL;
     ctx->fn = Py_NewRef(rq->fn);
     ctx->iterator = Py_NewRef(rq->iterator);
+    ctx->upstream_map = Py_TYPE(rq->iterator) == pool_ctx->state->map_iter_type;
     ctx->star = rq->star;
     ctx->task_timeout = rq->task_timeout;
     ctx->task_timeout_ns = rq->task_timeout > 0 ? (int64_t)(rq->task_timeout * 1e9) : 0;
@@ -192,21 +216,23 @@ static PyObject *raise_and_finish(SfMapIterObject *it, PyObject *exc_type, const
     return NULL;
 }
 
-static PyObject *mapiter_next(SfMapIterObject *it)
+/* The next outcome: 0 with a result, 1 with an item's exception (both new
+ * references in *value), -1 with an exception set or at the end. */
+static int take(SfMapIterObject *it, PyObject **out)
 {
     void *value;
     int rc;
     if (!it->map)
-        return NULL;
+        return -1;
     it->started = 1;
     rc = sf_map_next(it->map, &value, 0);
     while (rc < 0) {
         if (rc == -ECHILD) /* inherited through fork: nothing will ever come */
-            return raise_and_finish(it, PyExc_RuntimeError, SFPY_FORKED_MESSAGE);
+            return raise_and_finish(it, PyExc_RuntimeError, SFPY_FORKED_MESSAGE), -1;
         int64_t now = sf_now_ns(), until = now + WAIT_SLICE_NS;
         if (it->deadline >= 0 && now >= it->deadline)
             /* one deadline for the whole map: cancel everything pending */
-            return raise_and_finish(it, it->pool_ctx->state->timeout_error, NULL);
+            return raise_and_finish(it, it->pool_ctx->state->timeout_error, NULL), -1;
         if (it->deadline >= 0 && it->deadline < until)
             until = it->deadline;
         sf_map *map = it->map;
@@ -216,32 +242,50 @@ static PyObject *mapiter_next(SfMapIterObject *it)
         Py_END_ALLOW_THREADS
         it->sleepers--;
         if (rc < 0 && PyErr_CheckSignals() < 0)
-            return NULL; /* e.g. KeyboardInterrupt; the iterator stays usable */
+            return -1; /* e.g. KeyboardInterrupt; the iterator stays usable */
         if (!it->map)
-            return NULL; /* closed by a signal handler */
+            return -1; /* closed by a signal handler */
     }
     switch (rc) {
     case SF_RESULT:
-        return value;
+        *out = value;
+        return 0;
     case SF_ERROR: /* raised at its position; the next call goes on */
-        sfpy_raise_exception(value);
-        return NULL;
+        *out = value;
+        return 1;
     case SF_CANCELLED:
-        PyErr_SetNone(it->pool_ctx->state->cancelled_error);
-        return NULL;
+        *out = PyObject_CallNoArgs(it->pool_ctx->state->cancelled_error);
+        return *out ? 1 : -1;
     case SF_INPUT_ERROR: /* raised after every earlier result; ends it */
         finish(it);
         sfpy_raise_exception(value);
-        return NULL;
+        return -1;
     case SF_SHUT_DOWN:
-        return raise_and_finish(it, PyExc_RuntimeError, SFPY_SHUTDOWN_MESSAGE);
+        return raise_and_finish(it, PyExc_RuntimeError, SFPY_SHUTDOWN_MESSAGE), -1;
     case SF_BROKEN:
-        return raise_and_finish(it, it->pool_ctx->broken_type, it->pool_ctx->broken_message);
+        return raise_and_finish(it, it->pool_ctx->broken_type, it->pool_ctx->broken_message),
+               -1;
     default: /* SF_END */
         finish(it);
+        return -1;
+    }
+}
+
+static PyObject *mapiter_next(SfMapIterObject *it)
+{
+    PyObject *value = NULL;
+    switch (take(it, &value)) {
+    case 0:
+        return value;
+    case 1:
+        sfpy_raise_exception(value);
+        return NULL;
+    default:
         return NULL;
     }
 }
+
+
 
 static PyObject *mapiter_close(SfMapIterObject *it, PyObject *unused)
 {

@@ -109,8 +109,20 @@ static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *
     const sfpy_state *st = c->st;
     void **values = sf_batch_values(c->batch);
     long mode = c->map->star ? SFPY_CALL_STAR : SFPY_CALL_ONE;
-    int cancelled = 0;
+    int cancelled = 0, sent = 0;
+    for (int i = 0; i < *n; i++) { /* failed in an earlier map: not sent, passed on */
+        if (sfpy_is_carried(values[pos[i]])) {
+            PyObject *exc = sfpy_carried(values[pos[i]]);
+            values[pos[i]] = NULL;
+            cancelled |= map_finish(c, pos[i], exc, 1);
+        } else {
+            pos[sent++] = pos[i];
+        }
+    }
+    *n = sent;
     Py_CLEAR(c->payload);
+    if (!sent)
+        return cancelled;
     PyObject *items = PyList_New(*n);
     if (!items)
         return -1;

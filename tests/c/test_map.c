@@ -728,3 +728,26 @@ TEST(map_never_blocking_input_error_and_end_inside_a_burst)
         CHECK_EQ(f.bound_violations, 0);
     }
 }
+
+TEST(map_stats_count_items_and_say_where_the_time_went)
+{
+    sf_pool *pool = make_pool(2);
+    feed f = {.limit = 40, .fail_input_at = -1, .work_sleep_us = 500};
+    sf_map *m = start(pool, &f, 4, 0);
+    void *v;
+    for (long i = 1; i <= 40; i++) {
+        CHECK_EQ(sf_map_next(m, &v, in_ms(10000)), SF_RESULT);
+        CHECK_EQ((intptr_t)v, 10 * i);
+        usleep(1000); /* a slow consumer: the input stage finds the window full */
+    }
+    CHECK_EQ(sf_map_next(m, &v, in_ms(10000)), SF_END);
+    sf_map_stats st;
+    sf_map_get_stats(m, &st);
+    CHECK_EQ(st.pulled, 40);
+    CHECK_EQ(st.taken, 40);
+    CHECK(st.busy_ns >= 40 * 500 * 1000LL); /* every item slept that long */
+    CHECK(st.full_ns > 0);
+    CHECK(st.input_ns >= 0);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+}

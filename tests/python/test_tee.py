@@ -1,0 +1,135 @@
+"""sf.tee: itertools.tee whose copies may be read on different threads at
+once; with a buffersize a copy that far ahead waits for the slowest open
+copy; closed or collected copies stop counting; a wait that could never
+end (same thread) raises instead of hanging."""
+import gc
+import itertools
+import threading
+import traceback
+
+import pytest
+
+import streamfutures as sf
+from conftest import CountingInput
+
+
+def read_on_threads(copies):
+    results = [None] * len(copies)
+
+    def read(i):
+        results[i] = list(copies[i])
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(copies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.parametrize("buffersize", [None, 1, 5, 256])
+def test_copies_read_on_threads_at_once_each_see_everything_in_order(buffersize):
+    source = CountingInput(range(20_000))
+    copies = sf.tee(source, 4, buffersize=buffersize)
+    assert read_on_threads(copies) == [list(range(20_000))] * 4
+    assert source.pulled == 20_000
+
+
+def test_a_copy_buffersize_ahead_waits_for_the_slowest():
+    seen = [0, 0]
+    worst = []
+
+    def source():
+        for i in range(3000):
+            worst.append(i + 1 - min(seen))  # held once this item is out
+            yield i
+
+    left, right = sf.tee(source(), 2, buffersize=10)
+
+    def read(copy, k):
+        for _ in copy:
+            seen[k] += 1
+
+    threads = [threading.Thread(target=read, args=(c, k)) for k, c in enumerate((left, right))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [3000, 3000]
+    assert max(worst) <= 10
+
+
+def test_without_a_buffersize_it_keeps_everything_like_itertools_tee():
+    a, b = sf.tee(iter(range(5000)))
+    assert list(a) == list(range(5000))  # b is 5000 behind: nobody waits
+    assert list(b) == list(range(5000))
+
+
+def test_reading_ahead_of_copies_last_read_on_this_thread_raises_instead_of_hanging():
+    a, b = sf.tee(itertools.count(), 2, buffersize=3)
+    assert next(b) == 0
+    assert [next(a) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="buffersize=3 items ahead.*same thread"):
+        next(a)
+    assert next(b) == 1  # nothing was lost: reading the laggard makes room
+    assert next(a) == 3
+
+
+def test_a_closed_or_collected_copy_stops_counting():
+    a, b, c = sf.tee(itertools.count(), 3, buffersize=2)
+    next(b), next(c)
+    b.close()
+    del c
+    gc.collect()
+    assert [next(a) for _ in range(100)] == list(range(100))
+    assert list(b) == []  # a closed copy is exhausted
+
+
+def test_the_inputs_exception_is_raised_in_every_copy_at_its_position():
+    def source():
+        yield 1
+        yield 2
+        raise KeyError("input broke")
+
+    a, b = sf.tee(source())
+    for copy in (a, b):
+        assert next(copy) == 1
+        assert next(copy) == 2
+        with pytest.raises(KeyError, match="input broke") as info:
+            next(copy)
+        assert any(f.name == "source" for f in traceback.extract_tb(info.value.__traceback__))
+        assert list(copy) == []
+
+
+def test_arguments_like_itertools_tee():
+    assert sf.tee(range(3), 0) == ()
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        sf.tee(range(3), -1)
+    with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+        sf.tee(range(3), "2")
+    with pytest.raises(TypeError, match="not iterable"):
+        sf.tee(5)
+    with pytest.raises(ValueError, match="buffersize must be None or > 0"):
+        sf.tee(range(3), buffersize=0)
+    assert len(sf.tee(range(3))) == 2
+
+
+def test_a_copy_read_from_inside_its_own_input_raises():
+    copies = []
+
+    def source():
+        yield 0
+        yield next(copies[1])  # reads the ring it is feeding
+
+    copies.extend(sf.tee(source(), 2, buffersize=4))
+    assert next(copies[0]) == 0
+    assert next(copies[1]) == 0  # copy 1 has read everything: only a new pull feeds it
+    with pytest.raises(RuntimeError, match="inside its own input"):
+        next(copies[0])
+
+
+def test_copies_work_as_context_managers():
+    a, b = sf.tee(range(10), 2, buffersize=2)
+    with b:
+        assert next(b) == 0
+    assert list(a) == list(range(10))
