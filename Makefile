@@ -52,20 +52,23 @@ tsan: build/tsan/test_runner
 
 sanitize: asan tsan
 
-build/example_ordered_lines: examples/c/ordered_lines.c build/libstreamfutures.a
+build/example_%: examples/c/%.c build/libstreamfutures.a
 	$(CC) $(ALL_CFLAGS) $< build/libstreamfutures.a -o $@
 
-# the C example must print every line, transformed, in input order
-example: build/example_ordered_lines
+# the C examples: every line transformed, in input order; every statistic
+# of one input read once by four threads
+example: build/example_ordered_lines build/example_fanout_stats
 	@seq 1 20000 | sed 's/$$/ line of text/' > build/example_in.txt
 	@./build/example_ordered_lines -j 4 -w 16 < build/example_in.txt > build/example_out.txt
 	@tr a-z A-Z < build/example_in.txt | cmp - build/example_out.txt
 	@./build/example_ordered_lines -j 8 -w 4 -d 200 < build/example_in.txt | head -n 1000 | tr A-Z a-z | cmp - <(head -n 1000 build/example_in.txt)
 	@echo "example: 20000 lines transformed in order"
+	@test "$$(seq 1 300000 | ./build/example_fanout_stats -b 64)" = "count=300000 sum=45000150000 min=1 max=300000"
+	@echo "example: 300000 numbers fanned out to 4 threads through a 64-slot ring"
 
 $(VENV)/.stamp:
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest hypothesis
 	touch $@
 
 venv: $(VENV)/.stamp
@@ -85,9 +88,12 @@ test: layers c-test sanitize example py-test
 demo: ext
 	$(VPY) examples/seed000_demo.py
 	@echo
+	$(VPY) examples/seed003_demo.py
+	@echo
 	$(VPY) examples/seed004_demo.py
 
 bench: ext
+	$(VPY) -m pip install -q greenlet matplotlib
 	PYTHONPATH=$(CURDIR) $(VPY) bench/run_all.py
 
 clean:

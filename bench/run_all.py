@@ -13,13 +13,15 @@ import bench_map  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_process  # noqa: E402
 import bench_seed000  # noqa: E402
+import bench_streams  # noqa: E402
 import bench_submit  # noqa: E402
 
 
 def main():
     results = {"python": sys.version.split()[0], "machine": platform.machine(),
                "cpus": os.cpu_count()}
-    for module in (bench_map, bench_submit, bench_memory, bench_seed000, bench_process):
+    for module in (bench_map, bench_submit, bench_memory, bench_seed000, bench_process,
+                   bench_streams):
         print()
         results.update(module.main())
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
@@ -35,9 +37,10 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for key, unit in (("map_us_per_item", "us per item"), ("submit_us_per_future", "us per future")):
+    for key, unit in (("map_us_per_item", "us per item"), ("submit_us_per_future", "us per future"),
+                      ("seed003_us_per_item", "us per item, sum and max of one iterator")):
         fig, ax = plt.subplots(figsize=(6, 3))
-        names = list(results[key])
+        names = [n for n in results[key] if results[key][n] is not None]
         ax.barh(names, [results[key][n] for n in names])
         ax.set_xscale("log")
         ax.set_xlabel(unit + " (log scale)")

@@ -133,10 +133,21 @@ struct sf_map {
 
     /* sf_map_stats: where the time went */
     int64_t busy_ns, input_ns, full_ns;
-    int64_t full_since; /* the input stage stopped on a full window then; 0: it did not */
+    int64_t full_since; /* blocked on output since then (note_blocked_on_output); 0: not */
 };
 
 static void map_unref(sf_map *m);
+
+/* mu held: start counting full_ns when the stage is held back by its
+ * consumer: the input stage stands on a full window and no item waits for
+ * a worker (a window full of items waiting for the stage's own workers is
+ * the stage being slow, which busy_ns shows).  maybe_post_feed stops it. */
+static void note_blocked_on_output(sf_map *m)
+{
+    if (!m->full_since && !m->feed_posted && m->input_state == INPUT_OPEN && m->bounded &&
+        m->held >= m->cap && m->ready.len == 0)
+        m->full_since = sf_now_ns();
+}
 static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int cancel_input);
 
 /* ---- small helpers (map->mu held) ----------------------------------- */
@@ -379,7 +390,8 @@ static int feed_run(sf_job *job)
     sf__lock(&m->mu);
     while (m->input_state == INPUT_OPEN) {
         if (m->held >= m->cap && (m->bounded || grow(m) != 0)) {
-            m->full_since = sf_now_ns();
+            m->feed_posted = 0;
+            note_blocked_on_output(m);
             break; /* full: the next take re-posts us */
         }
         size_t room = m->cap - m->held;
@@ -498,6 +510,7 @@ int sf_batch_extend(sf_batch *b, int max)
             m->slots[b->idx[i]].state = SLOT_RUNNING;
         }
         b->n += added;
+        note_blocked_on_output(m);
     }
     sf__unlock(&m->mu);
     return added;
@@ -620,6 +633,7 @@ static int work_run(sf_job *job)
             values[n] = m->slots[idx[n]].value;
             m->slots[idx[n]].state = SLOT_RUNNING;
         }
+        note_blocked_on_output(m);
         if (n == 0)
             break;
         m->jobs_working++;
