@@ -5,6 +5,7 @@ peak RSS (VmHWM) before and after the loop.  The stdlib is measured on
 a smaller input and scaled linearly (its memory is one Future per item):
 running it on 5 M items would need gigabytes here."""
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,15 +19,7 @@ CHILD = """
 import sys, json
 import concurrent.futures as cf
 import streamfutures as sf
-def f(x):
-    return x
-def peak_mib():
-    # VmHWM belongs to this address space; ru_maxrss would carry the parent's
-    # peak across execve on Linux
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+from bench_tasks import identity as f, peak_mib
 cls = {"stdlib": cf.ThreadPoolExecutor, "streamfutures": sf.ThreadPoolExecutor}[sys.argv[1]]
 n = int(sys.argv[2])
 with cls() as ex:
@@ -41,7 +34,8 @@ with cls() as ex:
 
 def measure(which, n):
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD), which, str(n)],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__))).stdout
     return json.loads(out)
 
 

@@ -124,12 +124,7 @@ def startup():
 
 MEMORY_CHILD = """
 import json, streamfutures as sf
-from bench_tasks import identity
-def peak_mib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+from bench_tasks import identity, peak_mib
 if __name__ == "__main__":
     with sf.ProcessPoolExecutor() as ex:
         for _ in ex.map(identity, range(1000)):

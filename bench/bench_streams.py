@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 
+from bench_tasks import factorize_naive
 from common import best_of, line
 
 import streamfutures as sf
@@ -170,11 +171,7 @@ def fanout_figures():
 MEMORY_CHILD = """
 import itertools, json, sys
 import streamfutures as sf
-def peak_mib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+from bench_tasks import peak_mib
 n = int(sys.argv[2])
 sf.fanout(range(1000), sum, max)
 a, b = itertools.tee(range(1000)); sum(a); max(b)
@@ -191,7 +188,8 @@ print(json.dumps({"baseline_mib": base, "peak_mib": peak_mib()}))
 
 def peak_above_baseline(which, n):
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(MEMORY_CHILD), which, str(n)],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__))).stdout
     got = json.loads(out)
     return got["peak_mib"] - got["baseline_mib"]
 
@@ -259,23 +257,6 @@ def per_item_cost_figures():
     line("sf.Stream", "%.3f" % (stream_s / n * 1e6), "us/item")
     line("Stream / chained (must be <= 1.2)", "%.2f" % ratio, "x")
     return {"stream_vs_chained": ratio}
-
-
-def factorize_naive(n):
-    if n < 2:
-        return []
-    factors, p = [], 2
-    while True:
-        if n == 1:
-            return factors
-        if n % p == 0:
-            factors.append(p)
-            n //= p
-        elif p * p >= n:
-            factors.append(n)
-            return factors
-        else:
-            p += 1 if p == 2 else 2
 
 
 def fetch(n):  # the I/O stage before: a short wait per item

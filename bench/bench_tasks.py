@@ -9,6 +9,15 @@ def identity(x):
     return x
 
 
+def peak_mib():
+    """This process's peak resident memory (VmHWM: its own address space;
+    ru_maxrss would carry the parent's peak across execve on Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+
+
 def factorize_naive(n):
     """Seed 004's naive factorization: the factors of n, smallest first."""
     if n < 2:
