@@ -66,7 +66,8 @@ example: build/example_ordered_lines build/example_fanout_stats
 	@test "$$(seq 1 300000 | ./build/example_fanout_stats -b 64)" = "count=300000 sum=45000150000 min=1 max=300000"
 	@echo "example: 300000 numbers fanned out to 4 threads through a 64-slot ring"
 
-$(VENV)/.stamp:
+# remade when this file changes: the packages the venv needs are listed here
+$(VENV)/.stamp: Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest hypothesis
 	touch $@

@@ -158,8 +158,11 @@ def test_the_inputs_exception_is_raised_even_when_a_consumer_swallows_it():
 
 
 def test_an_empty_input_is_passed_on_as_empty():
-    with pytest.raises(ValueError, match=r"max\(\) arg is an empty sequence"):
+    with pytest.raises(ValueError) as serial:
+        max([])
+    with pytest.raises(ValueError) as fanned:  # max's own error, whatever this Python says
         sf.fanout([], sum, max)
+    assert str(fanned.value) == str(serial.value)
     assert sf.fanout([], sum, list) == (0, [])
     assert sf.fanout(iter(()), lambda it: sum(1 for _ in it)) == (0,)
 
