@@ -38,7 +38,7 @@ build/%/test_runner: $(TEST_SRC) tests/c/test.h $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p build/$*
 	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer $(SAN_$*) -Itests/c $(TEST_SRC) $(CORE_SRC) -o $@
 
-SAN_asan = -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_asan = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 SAN_tsan = -fsanitize=thread
 
 c-test: build/test_runner
@@ -74,8 +74,9 @@ $(VENV)/.stamp: Makefile
 
 venv: $(VENV)/.stamp
 
+# a development build: warnings are errors (a user's pip install does not set it)
 ext: venv
-	$(VPY) setup.py -q build_ext --inplace
+	STREAMFUTURES_WERROR=1 $(VPY) setup.py -q build_ext --inplace
 
 py-test: ext
 	$(VPY) -m pytest -q tests/python

@@ -54,8 +54,10 @@ typedef struct sf_proc_msg {
 #define SF_PROC_KIND_EXIT 0xffffffffu     /* task: stop serving */
 #define SF_PROC_KIND_READY 0xfffffffeu    /* reply: the worker is serving */
 #define SF_PROC_KIND_SKIPPED 0xfffffffcu  /* reply: the item was cancelled unstarted */
-/* A memfd holding an empty result ring of at least `bytes`, or -errno.
- * Give it to both sf_proc_channel_open (parent) and sf_proc_serve (worker). */
+/* A memfd holding an empty result ring of at least `bytes`, or -errno
+ * (-EINVAL above SF_PROC_RING_MAX_BYTES).  Give it to both
+ * sf_proc_channel_open (parent) and sf_proc_serve (worker). */
+#define SF_PROC_RING_MAX_BYTES ((size_t)1 << 40)
 int sf_proc_ring_create(size_t bytes);
 /* Own task_fd (write end), result_fd (read end), ring_fd (or -1) and a
  * pidfd for pid. */

@@ -85,6 +85,10 @@ static size_t record_bytes(uint32_t len) { return RECORD_HEADER + (((size_t)len 
 
 int sf_proc_ring_create(size_t bytes)
 {
+    /* a power of two that holds `bytes`; refuse what no doubling reaches
+     * (or what would overflow the file size) instead of looping forever */
+    if (bytes > SF_PROC_RING_MAX_BYTES)
+        return -EINVAL;
     size_t size = 4096;
     while (size < bytes)
         size *= 2;

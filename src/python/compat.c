@@ -8,6 +8,8 @@
  * PyErr_GetRaisedException for this; older versions need fetch+normalize.
  * No locks; callers hold the GIL.
  */
+#include <math.h>
+
 #include "compat.h"
 
 PyObject *sfpy_fetch_exception(void)
@@ -38,4 +40,13 @@ void sfpy_raise_exception(PyObject *exc)
     Py_INCREF(type);
     PyErr_Restore(type, exc, PyException_GetTraceback(exc));
 #endif
+}
+
+int64_t sfpy_timeout_ns(double seconds)
+{
+    if (isnan(seconds) || seconds <= 0)
+        return 0;
+    if (seconds >= (double)(INT64_MAX / 4) / 1e9)
+        return -1;
+    return (int64_t)(seconds * 1e9);
 }

@@ -1,5 +1,6 @@
 /* compat.h -- one exception object in, one out, on every supported Python
- * (compat.c), and the member-definition names that moved in 3.12. */
+ * (compat.c), timeouts from Python floats, and the member-definition names
+ * that moved in 3.12. */
 #ifndef SFPY_COMPAT_H
 #define SFPY_COMPAT_H
 
@@ -13,6 +14,12 @@
 #endif
 
 PyObject *sfpy_fetch_exception(void);     /* new reference, error cleared */
+
+/* A timeout in seconds as nanoseconds, without a float-to-integer cast out
+ * of range (undefined behaviour in C): -1 when no deadline can be that far
+ * (inf, or beyond about 73 years: no deadline), 0 for nan (expired at once,
+ * as the stdlib's comparisons with nan make it). */
+int64_t sfpy_timeout_ns(double seconds);
 void sfpy_raise_exception(PyObject *exc); /* steals exc */
 
 #endif

@@ -147,7 +147,8 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->map = NULL;
     it->pool = Py_NewRef(owner);
     it->pool_ctx = pool_ctx;
-    it->deadline = rq->timeout < 0 ? -1 : sf_now_ns() + (int64_t)(rq->timeout * 1e9);
+    int64_t timeout_ns = rq->timeout < 0 ? -1 : sfpy_timeout_ns(rq->timeout);
+    it->deadline = timeout_ns < 0 ? -1 : sf_now_ns() + timeout_ns;
     it->started = 0;
     it->stop_when_dropped = rq->stop_when_dropped;
     it->sleepers = 0;
@@ -158,7 +159,9 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     ctx->upstream_map = Py_TYPE(rq->iterator) == pool_ctx->state->map_iter_type;
     ctx->star = rq->star;
     ctx->task_timeout = rq->task_timeout;
-    ctx->task_timeout_ns = rq->task_timeout > 0 ? (int64_t)(rq->task_timeout * 1e9) : 0;
+    ctx->task_timeout_ns = rq->task_timeout > 0 ? sfpy_timeout_ns(rq->task_timeout) : 0;
+    if (ctx->task_timeout_ns < 0)
+        ctx->task_timeout_ns = 0; /* too long to ever expire: none */
     ctx->pool_ctx = pool_ctx;
     ctx->pool = pool;
     sf_map_options options = {.window = rq->window > 0 ? (size_t)rq->window : SF_WINDOW_UNBOUNDED,

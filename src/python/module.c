@@ -45,6 +45,10 @@ static PyObject *module_ring_create(PyObject *module, PyObject *args)
     (void)module;
     if (!PyArg_ParseTuple(args, "n", &bytes))
         return NULL;
+    if (bytes < 0) {
+        PyErr_SetString(PyExc_ValueError, "bytes must be >= 0");
+        return NULL;
+    }
     int fd = sf_proc_ring_create((size_t)bytes);
     if (fd < 0) {
         errno = -fd;

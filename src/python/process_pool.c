@@ -280,7 +280,9 @@ void sfpy_process_run_submitted(sfpy_pool_ctx *ctx, sf_pool *pool, PyObject *fut
                            .lost = submit_lost,
                            .capacity = 1};
     sf_proc_worker *worker = sfpy_current_worker_process();
-    int64_t timeout_ns = task_timeout > 0 ? (int64_t)(task_timeout * 1e9) : 0;
+    int64_t timeout_ns = task_timeout > 0 ? sfpy_timeout_ns(task_timeout) : 0;
+    if (timeout_ns < 0)
+        timeout_ns = 0; /* too long to ever expire: none */
     if (!worker || sf_proc_worker_run(worker, &codec, timeout_ns) == -EPIPE)
         sf_pool_break(pool);
     Py_XDECREF(c.payload);
