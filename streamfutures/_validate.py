@@ -4,6 +4,9 @@ with the stdlib's exception types and messages (Executor.map in 3.14)."""
 #: map(buffersize=DEFAULT): the executor's bounded default window
 DEFAULT = object()
 
+#: the largest window the engine takes (its slots are numbered in 32 bits)
+MAX_WINDOW = 2**32 - 1
+
 
 def check_buffersize(buffersize):
     if buffersize is not None and not isinstance(buffersize, int):
@@ -26,5 +29,8 @@ def map_arguments(iterables, buffersize, default_window):
     if buffersize is DEFAULT:
         buffersize = default_window
     check_buffersize(buffersize)
+    if buffersize is not None and buffersize > MAX_WINDOW:
+        raise ValueError("buffersize must be at most %d (the engine's window); "
+                         "None means no bound" % MAX_WINDOW)
     iterator = iter(iterables[0]) if len(iterables) == 1 else zip(*iterables)
     return iterator, len(iterables) != 1, buffersize or 0, explicit

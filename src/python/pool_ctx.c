@@ -92,6 +92,8 @@ int sfpy_raise_for_pool_error(const sfpy_pool_ctx *ctx, int rc)
         PyErr_NoMemory();
     else if (rc == -ECHILD)
         PyErr_SetString(PyExc_RuntimeError, SFPY_FORKED_MESSAGE);
+    else if (rc == -EINVAL)
+        PyErr_SetString(PyExc_ValueError, "the engine refused these map options");
     else
         PyErr_SetString(PyExc_RuntimeError, "can't start new thread");
     return -1;

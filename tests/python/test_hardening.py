@@ -1,7 +1,9 @@
 """Issue 9's error paths: timeouts no C integer can hold, sizes no buffer
 can have.  Each gets the stdlib's behaviour or a clear error, never
 undefined behaviour or a hang."""
+import gc
 import math
+import weakref
 
 import pytest
 
@@ -36,3 +38,25 @@ def test_a_result_ring_of_impossible_size_is_refused_not_looped_on():
     with pytest.raises(OSError) as info:
         _engine.ring_create(2**62)
     assert info.value.errno == 22  # EINVAL
+
+
+def test_a_window_beyond_the_engines_gets_a_clear_error():
+    with sf.ThreadPoolExecutor(1) as ex:
+        with pytest.raises(ValueError, match="buffersize must be at most 4294967295"):
+            ex.map(abs, [1], buffersize=2**32)
+
+
+def test_a_pool_in_a_cycle_through_its_initializer_is_collected_and_its_threads_end():
+    class Owner:
+        def __init__(self):
+            self.executor = sf.ThreadPoolExecutor(2, initializer=self.setup)
+
+        def setup(self):
+            pass
+
+    owner = Owner()
+    assert owner.executor.submit(abs, -3).result() == 3
+    ref = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert ref() is None  # the fixture then checks that its threads ended
