@@ -51,6 +51,7 @@ typedef struct lane {
     sf__event ready;
     unsigned idle;          /* threads parked or about to park */
     unsigned wakes_pending; /* signals sent to idle threads not yet woken */
+    unsigned starting;      /* threads started that have not yet looked at the queue */
     unsigned threads;       /* started */
     unsigned exited;        /* returned from their main loop */
     thread_node *thread_list;
@@ -100,17 +101,32 @@ static sf_job *lane_pop(lane *l)
     return job;
 }
 
-/* Detach the whole queue of a lane; returns how many jobs it held. */
-static unsigned lane_take_all(lane *l, sf_job **out)
+/* Detach the queue of a lane but its first `keep` jobs; returns how many
+ * jobs it detached. */
+static unsigned lane_take_after(lane *l, unsigned keep, sf_job **out)
 {
     unsigned n = 0;
-    sf_job *job;
-    for (job = l->head; job; job = job->next)
+    sf_job *job, *last_kept = NULL;
+    for (job = l->head; job && keep; job = job->next, keep--)
+        last_kept = job;
+    *out = last_kept ? last_kept->next : l->head;
+    for (job = *out; job; job = job->next)
         n++;
-    *out = l->head;
-    l->head = l->tail = NULL;
+    if (last_kept) {
+        last_kept->next = NULL;
+        l->tail = last_kept;
+    } else {
+        l->head = l->tail = NULL;
+    }
     return n;
 }
+
+static unsigned lane_take_all(lane *l, sf_job **out) { return lane_take_after(l, 0, out); }
+
+/* Jobs a worker has already been given (a thread started or woken for
+ * each) and has yet to take from the queue: they count as started, as in
+ * the stdlib, where such an item is in its worker's hands. */
+static unsigned lane_claimed(const lane *l) { return l->starting + l->wakes_pending; }
 
 static void drop_list(sf_job *job, int reason)
 {
@@ -155,6 +171,7 @@ static int spawn(sf_pool *pool, enum sf__lane which)
     node->next = l->thread_list;
     l->thread_list = node;
     l->threads++;
+    l->starting++;
     return 0;
 }
 
@@ -208,6 +225,7 @@ static void *thread_main(void *raw)
     }
 
     sf__lock(&pool->mu);
+    l->starting--; /* from here on it takes jobs from the queue (or never will) */
     while (!start_failed) {
         sf_job *job = atomic_load(&pool->broken) && arg.lane == SF__LANE_WORK ? NULL
                                                                                : lane_pop(l);
@@ -386,7 +404,8 @@ void sf_pool_shutdown(sf_pool *pool, unsigned flags)
     if (cancel_pending) {
         /* the taken jobs stay counted in active until their drop ran, so
          * the threads cannot exit while a drop may still post follow-ups */
-        dropped = lane_take_all(&pool->lanes[SF__LANE_WORK], &work);
+        lane *w = &pool->lanes[SF__LANE_WORK];
+        dropped = lane_take_after(w, lane_claimed(w), &work);
         dropped += lane_take_all(&pool->lanes[SF__LANE_INPUT], &input);
     }
     if (cancel_pending || cancel_input) {

@@ -169,3 +169,26 @@ TEST(pool_hooks_bracket_every_thread)
     CHECK_EQ(atomic_load(&hook_attached), 0); /* every attach was undone */
     CHECK(atomic_load(&hook_max_attached) <= 3);
 }
+
+TEST(pool_cancel_pending_runs_the_jobs_workers_were_already_given)
+{
+    /* 3 workers, 10 jobs, shut down with cancel at once: the 3 jobs that
+     * started or woke a worker count as started (the stdlib's rule: an
+     * item in a worker's hands runs), the 7 behind them are dropped */
+    enum { N = 10 };
+    static counted_job jobs[N];
+    _Atomic int ran = 0, dropped = 0, gate = 0;
+    sf_pool *pool = make_pool(3);
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (counted_job){{NULL, counted_run, counted_drop}, &ran, &dropped, &gate, 0};
+        CHECK_EQ(sf_pool_submit(pool, &jobs[i].job), 0);
+    }
+    sf_pool_shutdown(pool, SF_SHUTDOWN_CANCEL_PENDING);
+    CHECK_EQ(atomic_load(&dropped), N - 3);
+    for (int i = 3; i < N; i++)
+        CHECK_EQ(jobs[i].last_reason, -ECANCELED);
+    atomic_store(&gate, 1);
+    sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT);
+    CHECK_EQ(atomic_load(&ran), 3);
+    sf_pool_destroy(pool);
+}

@@ -4,6 +4,7 @@ import asyncio
 import concurrent.futures as cf
 import logging
 import threading
+import time
 
 import pytest
 
@@ -117,6 +118,22 @@ def test_shutdown_cancel_futures_cancels_only_pending_ones():
     assert running.result() is None
     assert all(f.cancelled() for f in pending)
     assert ran == []
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_shutdown_cancel_futures_right_after_submit_runs_what_workers_were_given(executor):
+    # the stdlib's rule: an item already in a worker's hands runs; here each
+    # of the first max_workers submits started (or woke) a worker for itself
+    workers = 5 if executor == "thread" else 2
+    cls = sf.ThreadPoolExecutor if executor == "thread" else sf.ProcessPoolExecutor
+    ex = cls(workers)
+    futures = [ex.submit(time.sleep, 0.05) for _ in range(30)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    ran = [f for f in futures if not f.cancelled()]
+    assert len(ran) >= workers
+    assert futures[:workers] == ran[:workers]
+    assert all(f.result() is None for f in ran)
+    assert sum(f.cancelled() for f in futures) == 30 - len(ran) > 0
 
 
 def test_shutdown_wait_runs_everything_already_submitted():
