@@ -304,9 +304,8 @@ void sf_ring_cancel(sf_ring *ring);
 void sf_ring_close_reader(sf_ring *ring, unsigned reader);
 
 /* Items read from the input and not yet read by the slowest open reader
- * (the quantity capacity bounds), and items read from the input so far. */
+ * (the quantity capacity bounds). */
 size_t sf_ring_held(const sf_ring *ring);
-uint64_t sf_ring_pulled(const sf_ring *ring);
 
 /* Monotonic clock in nanoseconds, the clock of every deadline. */
 int64_t sf_now_ns(void);

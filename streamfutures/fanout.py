@@ -11,6 +11,7 @@ from concurrent.futures import wait as _wait
 
 from . import _engine
 from .thread import ThreadPoolExecutor
+from ._validate import check_buffersize
 
 #: fanout()'s default buffersize: items held between the input and the
 #: slowest consumer.  Consumers share the GIL, so each runs until it is a
@@ -24,13 +25,7 @@ DEFAULT_FANOUT_BUFFERSIZE = 1024
 
 def _ring_size(buffersize):
     """The engine's capacity for a buffersize: None is 0, unbounded."""
-    if buffersize is None:
-        return 0
-    if not isinstance(buffersize, int):
-        raise TypeError("buffersize must be an integer or None")
-    if buffersize < 1:
-        raise ValueError("buffersize must be None or > 0")
-    return buffersize
+    return check_buffersize(buffersize) or 0
 
 
 def tee(iterable, n=2, *, buffersize=None):

@@ -19,6 +19,7 @@ from concurrent.futures import wait as _wait
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
 from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
+from ._validate import check_buffersize
 
 #: the window of a stage on an executor that is not ours (it has no
 #: engine window to ask): futures in flight at once
@@ -32,16 +33,7 @@ def _name_of(fn):
     return name or type(fn).__name__
 
 
-def _check_window(buffersize):
-    if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
-        if not isinstance(buffersize, int):
-            raise TypeError("buffersize must be an integer or None")
-        raise ValueError("buffersize must be None or > 0")
-
-
 class _MapStage:
-    kind = "map"
-
     def __init__(self, fn, workers, processes, executor, buffersize, unordered):
         if not callable(fn):
             raise TypeError("%r is not callable" % (fn,))
@@ -53,7 +45,7 @@ class _MapStage:
         if executor is not None and (workers is not None or processes is not False):
             raise TypeError("executor= runs the stage on that executor: "
                             "give workers= or processes= only without it")
-        _check_window(buffersize)
+        check_buffersize(buffersize)
         self.fn, self.workers, self.processes = fn, workers, processes
         self.executor, self.buffersize, self.unordered = executor, buffersize, bool(unordered)
         self.name = "map(%s)" % _name_of(fn)
@@ -86,8 +78,8 @@ class _MapStage:
 class _InlineStage:
     """filter, flat_map, batch: run on the thread that pulls from them."""
 
-    def __init__(self, kind, name, make):
-        self.kind, self.name, self._make = kind, name, make
+    def __init__(self, name, make):
+        self.name, self._make = name, make
 
     def start(self, upstream, run):
         counter = _Counter(self._make(upstream))
@@ -288,13 +280,13 @@ class Stream:
 
     def filter(self, predicate):
         """Keep the items for which predicate(item) is true (inline)."""
-        return self._then(_InlineStage("filter", "filter(%s)" % _name_of(predicate),
+        return self._then(_InlineStage("filter(%s)" % _name_of(predicate),
                                        lambda it: filter(predicate, it)))
 
     def flat_map(self, fn):
         """Replace every item by the items of fn(item) (inline)."""
         return self._then(_InlineStage(
-            "flat_map", "flat_map(%s)" % _name_of(fn),
+            "flat_map(%s)" % _name_of(fn),
             lambda it: itertools.chain.from_iterable(map(fn, it))))
 
     def batch(self, n):
@@ -303,7 +295,7 @@ class Stream:
             raise TypeError("batch size must be an integer")
         if n < 1:
             raise ValueError("batch size must be at least one")
-        return self._then(_InlineStage("batch", "batch(%d)" % n, lambda it: _batched(it, n)))
+        return self._then(_InlineStage("batch(%d)" % n, lambda it: _batched(it, n)))
 
     def _start(self):
         if self._run is None:

@@ -386,8 +386,3 @@ size_t sf_ring_held(const sf_ring *ring)
     uint64_t head = atomic_load(&ring->head);
     return (size_t)(head - slowest_cursor(ring, head));
 }
-
-uint64_t sf_ring_pulled(const sf_ring *ring)
-{
-    return atomic_load(&ring->head);
-}

@@ -23,7 +23,6 @@
 #include "broadcast.h"
 #include "compat.h"
 
-#define WAIT_SLICE_NS 50000000 /* how often a sleeping next() checks signals */
 
 typedef struct SfBroadcastObject {
     PyObject_HEAD
@@ -112,7 +111,7 @@ static PyObject *reader_next(SfReaderObject *r)
     while (rc == -EAGAIN) {
         int waited;
         Py_BEGIN_ALLOW_THREADS
-        waited = sf_ring_wait(ring, r->index, sf_now_ns() + WAIT_SLICE_NS);
+        waited = sf_ring_wait(ring, r->index, sf_now_ns() + SFPY_WAIT_SLICE_NS);
         Py_END_ALLOW_THREADS
         if (waited != 0 && PyErr_CheckSignals() < 0) {
             rc = -EINTR; /* e.g. KeyboardInterrupt; the copy stays usable */
@@ -238,12 +237,6 @@ static PyObject *broadcast_cancel(SfBroadcastObject *b, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *broadcast_held(SfBroadcastObject *b, PyObject *unused)
-{
-    (void)unused;
-    return PyLong_FromSize_t(b->ring ? sf_ring_held(b->ring) : 0);
-}
-
 static PyObject *broadcast_get_input_error(SfBroadcastObject *b, void *unused)
 {
     (void)unused;
@@ -292,8 +285,6 @@ static int broadcast_clear(SfBroadcastObject *b)
 static PyMethodDef broadcast_methods[] = {
     {"cancel", (PyCFunction)broadcast_cancel, METH_NOARGS,
      "Every reader raises CancelledError at its next step; no more input is read."},
-    {"held", (PyCFunction)broadcast_held, METH_NOARGS,
-     "Items read from the input and not yet read by the slowest open reader."},
     {NULL, NULL, 0, NULL},
 };
 

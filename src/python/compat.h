@@ -20,6 +20,10 @@ PyObject *sfpy_fetch_exception(void);     /* new reference, error cleared */
  * (inf, or beyond about 73 years: no deadline), 0 for nan (expired at once,
  * as the stdlib's comparisons with nan make it). */
 int64_t sfpy_timeout_ns(double seconds);
+
+/* How often a next() asleep with the GIL released wakes to run signal
+ * handlers (Ctrl-C). */
+#define SFPY_WAIT_SLICE_NS 50000000
 void sfpy_raise_exception(PyObject *exc); /* steals exc */
 
 #endif

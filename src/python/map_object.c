@@ -26,7 +26,6 @@
 #include "map_ctx.h"
 #include "process_pool.h"
 
-#define WAIT_SLICE_NS 50000000 /* how often a sleeping next() checks signals */
 
 /* process pools: adaptive batches aim at this much work per message.  Each
  * message costs the parent wake-ups, which on a machine with as many
@@ -232,7 +231,7 @@ static int take(SfMapIterObject *it, PyObject **out)
     while (rc < 0) {
         if (rc == -ECHILD) /* inherited through fork: nothing will ever come */
             return raise_and_finish(it, PyExc_RuntimeError, SFPY_FORKED_MESSAGE), -1;
-        int64_t now = sf_now_ns(), until = now + WAIT_SLICE_NS;
+        int64_t now = sf_now_ns(), until = now + SFPY_WAIT_SLICE_NS;
         if (it->deadline >= 0 && now >= it->deadline)
             /* one deadline for the whole map: cancel everything pending */
             return raise_and_finish(it, it->pool_ctx->state->timeout_error, NULL), -1;
