@@ -112,8 +112,17 @@ unsigned sf_pool_max_threads(const sf_pool *pool);
 /* Threads the pool has started and not yet joined. */
 unsigned sf_pool_thread_count(const sf_pool *pool);
 
-/* Join every thread if all have exited; returns 1 if joined, 0 if some are
- * still running (then nothing is done). */
+/* After sf_pool_shutdown: wait until every thread has exited, then join
+ * them.  0: joined, the pool may be destroyed.  -ETIMEDOUT: deadline_ns
+ * (sf_now_ns's clock; -1: none) passed first; call again.  -EBUSY: all
+ * that is left are input pulls made for a map whose consumer is attached,
+ * still inside the embedder's pull (an input blocked on something that may
+ * never come): they are not waited for, the workers have been joined, the
+ * input threads go on (a pull that returns gets new workers for its
+ * items), and the pool must be joined again (0) before it is destroyed. */
+int sf_pool_join(sf_pool *pool, int64_t deadline_ns);
+
+/* sf_pool_join without waiting: 1 if it joined every thread, else 0. */
 int sf_pool_try_join(sf_pool *pool);
 
 /* Shut down (waiting) and free.  Must not be called from a pool thread. */

@@ -400,11 +400,19 @@ static int feed_run(sf_job *job)
         enum sf_pull got = SF_PULL_ITEM;
         int n = 0;
         m->pulling = want;
+        /* a pull for an attached consumer is the consumer's own reading,
+         * which a pool's join does not wait for; a detached map's input is
+         * work it promised to run */
+        int for_consumer = m->consumer;
         sf__unlock(&m->mu);
+        if (for_consumer)
+            sf__pool_pull_begin(m->pool);
         int64_t pull_started = sf_now_ns();
         while (n < want && (got = m->ops.pull(m->ctx, &last)) == SF_PULL_ITEM)
             items[n++] = last;
         int64_t pull_ns = sf_now_ns() - pull_started;
+        if (for_consumer)
+            sf__pool_pull_end(m->pool);
         sf__lock(&m->mu);
         m->input_ns += pull_ns;
         m->pulling = 0;

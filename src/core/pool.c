@@ -7,11 +7,18 @@
  * job running at once, for the serial input stage of maps, so a slow input
  * never occupies a worker).  `active` counts jobs queued or running in both
  * lanes; after shutdown a thread exits once active is 0, so "shut down and
- * quiet" is the only exit condition and shutdown(wait) is a plain join.
+ * quiet" is the exit condition and shutdown(wait) is a plain join.  One
+ * exception: input pulls made for a consumer (in_pull) may wait on the
+ * embedder forever, so once they are all that is active the workers leave
+ * and sf_pool_join reports -EBUSY instead of waiting for them; a pull that
+ * returns after all posts its work, which starts new workers.
  *
  * Invariants (under pool->mu):
  *   active == queued jobs + running jobs, over both lanes;
  *   idle <= threads of that lane; wakes_pending <= idle;
+ *   leaving <= threads: only threads - leaving may still take a job, and
+ *   only they count against max_threads;
+ *   in_pull <= active (a pull runs inside an active input job);
  *   after shutdown, a job is accepted only from the engine and only while
  *   active > 0 (so nothing is queued once the threads may have exited);
  *   `exited` counts threads past their last hook call (safe to join while
@@ -53,6 +60,7 @@ typedef struct lane {
     unsigned wakes_pending; /* signals sent to idle threads not yet woken */
     unsigned starting;      /* threads started that have not yet looked at the queue */
     unsigned threads;       /* started */
+    unsigned leaving;       /* left their main loop: never take a job again */
     unsigned exited;        /* returned from their main loop */
     thread_node *thread_list;
 } lane;
@@ -63,6 +71,11 @@ struct sf_pool {
     char prefix[16];
     lane lanes[2];
     unsigned active;
+    /* jobs inside an input pull made for a consumer (sf__pool_pull_begin):
+     * a join does not wait for them, since they may wait on the embedder
+     * forever */
+    _Atomic unsigned in_pull;
+    sf__event quiet; /* after shutdown: active fell or a thread exited */
     int shutdown;
     _Atomic int broken;
     sf__shutdown_listener listeners; /* live listeners (circular, sentinel) */
@@ -246,14 +259,30 @@ static void *thread_main(void *raw)
             }
             int rc = job->run(job);
             sf__lock(&pool->mu);
-            if (rc == SF_JOB_REQUEUE) {
+            if (rc == SF_JOB_REQUEUE && !atomic_load(&pool->broken)) {
                 lane_push(l, job);
-            } else if (--pool->active == 0 && pool->shutdown) {
-                wake_everyone(pool);
+                continue;
             }
+            if (rc == SF_JOB_REQUEUE) {
+                /* a broken pool pops no work: queued, the job would strand
+                 * the items it serves; its drop retires them.  It stays
+                 * counted in active until then, as in shutdown. */
+                sf__unlock(&pool->mu);
+                job->drop(job, -EPIPE);
+                sf__lock(&pool->mu);
+            }
+            if (--pool->active == 0 && pool->shutdown)
+                wake_everyone(pool);
+            if (pool->shutdown)
+                sf__event_signal_all(&pool->quiet);
             continue;
         }
-        if (pool->shutdown && pool->active == 0)
+        /* after shutdown a worker also leaves when nothing is left but
+         * pulls for consumers, which may never return: if one does, its
+         * work gets a new worker (see sf__pool_post) */
+        if (pool->shutdown &&
+            (pool->active == 0 ||
+             (arg.lane == SF__LANE_WORK && pool->active == atomic_load(&pool->in_pull))))
             break;
         l->idle++;
         uint32_t key = sf__event_prepare(&l->ready);
@@ -269,6 +298,7 @@ static void *thread_main(void *raw)
         if (l->wakes_pending)
             l->wakes_pending--;
     }
+    l->leaving++;
     sf__unlock(&pool->mu);
     if (attached && hooks->detach)
         hooks->detach(hooks->ctx, state);
@@ -279,6 +309,7 @@ static void *thread_main(void *raw)
     sf__lock(&pool->mu);
     l->exited++;
     sf__unlock(&pool->mu);
+    sf__event_signal_all(&pool->quiet);
     return NULL;
 }
 
@@ -303,6 +334,8 @@ int sf_pool_create(sf_pool **out, const sf_pool_options *options)
     pool->options.thread_name_prefix = pool->prefix;
     sf__event_init(&pool->lanes[0].ready);
     sf__event_init(&pool->lanes[1].ready);
+    sf__event_init(&pool->quiet);
+    atomic_init(&pool->in_pull, 0);
     pool->listeners.prev = pool->listeners.next = &pool->listeners;
     pool->fork_generation = sf__fork_generation();
     atomic_init(&pool->broken, 0);
@@ -328,9 +361,10 @@ int sf__pool_post(sf_pool *pool, sf_job *job, enum sf__lane which, enum sf__post
         if (l->idle > l->wakes_pending) {
             l->wakes_pending++;
             wake = 1;
-        } else if (which == SF__LANE_INPUT || l->threads < pool->options.max_threads) {
+        } else if (which == SF__LANE_INPUT ||
+                   l->threads - l->leaving < pool->options.max_threads) {
             int spawned = spawn(pool, which);
-            if (spawned != 0 && l->threads - l->exited == 0) {
+            if (spawned != 0 && l->threads - l->leaving == 0) {
                 /* nobody could ever run it: hand it back */
                 sf_job **link = &l->head;
                 sf_job *prev = NULL;
@@ -387,6 +421,30 @@ void sf__pool_unlisten(sf_pool *pool, sf__shutdown_listener *link)
     sf__unlock(&pool->mu);
 }
 
+/* Join every thread of a lane; each is unlinked under the lock, so
+ * concurrent joiners never join one twice. */
+static void join_lane(sf_pool *pool, lane *l)
+{
+    for (;;) {
+        thread_node *node;
+        sf__lock(&pool->mu);
+        node = l->thread_list;
+        if (node)
+            l->thread_list = node->next;
+        sf__unlock(&pool->mu);
+        if (!node)
+            break;
+        pthread_join(node->tid, NULL);
+        free(node);
+    }
+}
+
+static void join_threads(sf_pool *pool)
+{
+    join_lane(pool, &pool->lanes[SF__LANE_WORK]);
+    join_lane(pool, &pool->lanes[SF__LANE_INPUT]);
+}
+
 void sf_pool_shutdown(sf_pool *pool, unsigned flags)
 {
     sf_job *work = NULL, *input = NULL;
@@ -434,24 +492,8 @@ void sf_pool_shutdown(sf_pool *pool, unsigned flags)
     }
     wake_everyone(pool);
 
-    if (flags & SF_SHUTDOWN_WAIT) {
-        int i_lane;
-        for (i_lane = 0; i_lane < 2; i_lane++) {
-            lane *l = &pool->lanes[i_lane];
-            for (;;) {
-                thread_node *node;
-                sf__lock(&pool->mu);
-                node = l->thread_list;
-                if (node)
-                    l->thread_list = node->next;
-                sf__unlock(&pool->mu);
-                if (!node)
-                    break;
-                pthread_join(node->tid, NULL);
-                free(node);
-            }
-        }
-    }
+    if (flags & SF_SHUTDOWN_WAIT)
+        join_threads(pool);
 }
 
 int sf__pool_forked(const sf_pool *pool)
@@ -485,19 +527,54 @@ unsigned sf_pool_thread_count(const sf_pool *pool)
     return n;
 }
 
-int sf_pool_try_join(sf_pool *pool)
+/* While a pull is under way a join looks again this often: a pull starting
+ * does not signal (that would cost every pull a wake-up check). */
+#define JOIN_RECHECK_NS 10000000
+
+int sf_pool_join(sf_pool *pool, int64_t deadline_ns)
 {
-    int all_exited;
     if (sf__pool_forked(pool))
-        return 1;
-    sf__lock(&pool->mu);
-    all_exited = pool->shutdown && pool->active == 0 &&
-                 pool->lanes[0].exited == pool->lanes[0].threads &&
-                 pool->lanes[1].exited == pool->lanes[1].threads;
-    sf__unlock(&pool->mu);
-    if (all_exited)
-        sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT); /* joins exited threads */
-    return all_exited;
+        return 0;
+    for (;;) {
+        uint32_t key = sf__event_prepare(&pool->quiet);
+        sf__lock(&pool->mu);
+        int all_exited = pool->shutdown && pool->active == 0 &&
+                         pool->lanes[0].exited == pool->lanes[0].threads &&
+                         pool->lanes[1].exited == pool->lanes[1].threads;
+        unsigned pulls = atomic_load(&pool->in_pull);
+        lane *work = &pool->lanes[SF__LANE_WORK];
+        int only_pulls = pool->shutdown && pool->active != 0 && pool->active == pulls;
+        int workers_gone = work->exited == work->threads;
+        sf__unlock(&pool->mu);
+        if (all_exited || (only_pulls && workers_gone)) {
+            sf__event_cancel(&pool->quiet);
+            if (all_exited) {
+                join_threads(pool);
+                return 0;
+            }
+            join_lane(pool, work); /* a worker process of theirs must not outlive this */
+            return -EBUSY;
+        }
+        if (only_pulls) /* parked workers do not know: a pull starting does not signal */
+            sf__event_signal_all(&work->ready);
+        int64_t now = sf_now_ns(), until = deadline_ns;
+        if (deadline_ns >= 0 && now >= deadline_ns) {
+            sf__event_cancel(&pool->quiet);
+            return -ETIMEDOUT;
+        }
+        if (pulls && (until < 0 || until > now + JOIN_RECHECK_NS))
+            until = now + JOIN_RECHECK_NS;
+        sf__event_wait(&pool->quiet, key, until);
+    }
+}
+
+int sf_pool_try_join(sf_pool *pool) { return sf_pool_join(pool, 0) == 0; }
+
+void sf__pool_pull_begin(sf_pool *pool) { atomic_fetch_add(&pool->in_pull, 1); }
+
+void sf__pool_pull_end(sf_pool *pool)
+{
+    atomic_fetch_sub(&pool->in_pull, 1);
 }
 
 void sf_pool_destroy(sf_pool *pool)

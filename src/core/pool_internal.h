@@ -19,6 +19,13 @@ int sf__pool_post(sf_pool *pool, sf_job *job, enum sf__lane lane, enum sf__poste
 /* 1 in a child process that inherited this pool through fork(). */
 int sf__pool_forked(const sf_pool *pool);
 
+/* Around an input pull made for a map whose consumer is attached: such a
+ * pull may wait on the embedder's code forever (a generator blocked on a
+ * queue), and sf_pool_join does not wait for it, as a consumer reading its
+ * own input would not be waited for either. */
+void sf__pool_pull_begin(sf_pool *pool);
+void sf__pool_pull_end(sf_pool *pool);
+
 /* Something that must hear of the pool's shutdown.  The pool keeps the
  * registered listeners in a list under its lock; at shutdown it takes a
  * hold on each (hold returns 0 for one already being freed, which is

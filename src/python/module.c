@@ -28,7 +28,8 @@ static PyObject *module_reap(PyObject *module, PyObject *args)
     int block = 1;
     if (!PyArg_ParseTuple(args, "|p", &block))
         return NULL;
-    sfpy_zombies_reap(sfpy_state_of(module), block);
+    if (sfpy_zombies_reap(sfpy_state_of(module), block) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

@@ -201,11 +201,8 @@ static PyObject *pool_shutdown(SfPoolObject *self, PyObject *args)
     /* step 2, GIL released: join; a worker shutting its own pool down
      * cannot join itself, so it only asks (as the stdlib cannot join the
      * current thread either) */
-    if (wait && !sf_pool_owns_current_thread(self->pool)) {
-        Py_BEGIN_ALLOW_THREADS
-        sf_pool_shutdown(self->pool, SF_SHUTDOWN_WAIT);
-        Py_END_ALLOW_THREADS
-    }
+    if (wait && !sf_pool_owns_current_thread(self->pool) && sfpy_pool_join(self->pool) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

@@ -10,9 +10,16 @@
  * finalization.  The link lives in the pool's context, so taking a pool
  * over never allocates and never fails.  The GIL guards the list; it is released only while
  * joining, after the entry was unlinked, so a concurrent reap never sees
- * it twice.
+ * it twice.  A pool whose only jobs left are pulls blocked for a consumer
+ * (an input waiting on something that may never come) is not waited for:
+ * it stays listed, and at exit its threads are abandoned to the process's
+ * end, as daemon threads are.
  */
 #include "zombies.h"
+
+#include <errno.h>
+
+#include "compat.h"
 
 void sfpy_zombie_add(sfpy_state *st, sf_pool *pool, sfpy_pool_ctx *ctx)
 {
@@ -21,29 +28,54 @@ void sfpy_zombie_add(sfpy_state *st, sf_pool *pool, sfpy_pool_ctx *ctx)
     st->zombies = ctx;
 }
 
-void sfpy_zombies_reap(sfpy_state *st, int block)
+int sfpy_pool_join(sf_pool *pool)
 {
+    for (;;) {
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = sf_pool_join(pool, sf_now_ns() + SFPY_WAIT_SLICE_NS);
+        Py_END_ALLOW_THREADS
+        if (rc == 0)
+            return 0;
+        if (rc == -EBUSY)
+            return 1;
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+}
+
+int sfpy_zombies_reap(sfpy_state *st, int block)
+{
+    sfpy_pool_ctx *kept = NULL; /* joined as far as they can be: back on the list at the end */
     sfpy_pool_ctx **link = &st->zombies;
+    int rc = 0;
     while (*link) {
         sfpy_pool_ctx *z = *link;
         sf_pool *pool = z->zombie_pool;
-        if (sf_pool_owns_current_thread(pool)) {
+        if (sf_pool_owns_current_thread(pool) || (!block && !sf_pool_try_join(pool))) {
             link = &z->zombie_next;
             continue;
         }
-        if (block) {
-            *link = z->zombie_next; /* unlink first: others may reap while we wait */
-            Py_BEGIN_ALLOW_THREADS
-            sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT);
-            Py_END_ALLOW_THREADS
-        } else if (sf_pool_try_join(pool)) {
-            *link = z->zombie_next;
+        *link = z->zombie_next; /* unlink first: others may reap while we wait */
+        int joined = block ? sfpy_pool_join(pool) : 0;
+        if (joined != 0) {
+            z->zombie_next = kept;
+            kept = z;
+            if (joined < 0) {
+                rc = -1;
+                break;
+            }
         } else {
-            link = &z->zombie_next;
-            continue;
+            sf_pool_destroy(pool);
+            sfpy_pool_ctx_free(z);
         }
-        sf_pool_destroy(pool);
-        sfpy_pool_ctx_free(z);
         link = &st->zombies; /* the list may have changed while unlocked */
     }
+    while (kept) {
+        sfpy_pool_ctx *next = kept->zombie_next;
+        kept->zombie_next = st->zombies;
+        st->zombies = kept;
+        kept = next;
+    }
+    return rc;
 }

@@ -21,6 +21,9 @@ typedef struct feed {
     int work_sleep_us;
     int use_gate;        /* work waits for gate */
     _Atomic int gate;
+    int block_pull;      /* pull number block_pull_at waits for pull_gate */
+    long block_pull_at;
+    _Atomic int pull_gate, pull_blocked;
     size_t window;
     sf_map *_Atomic map;
     _Atomic long pulled, worked, discarded, destroyed, bound_violations;
@@ -37,6 +40,11 @@ static enum sf_pull feed_pull(void *ctx, void **item)
         atomic_fetch_add(&f->bound_violations, 1);
     if (m && n == 0)
         atomic_store(&f->first_pull_outstanding, (long)sf_map_outstanding(m));
+    if (f->block_pull && n == f->block_pull_at) {
+        atomic_store(&f->pull_blocked, 1);
+        while (!atomic_load(&f->pull_gate))
+            usleep(100);
+    }
     if (f->limit >= 0 && n >= f->limit)
         return SF_PULL_END;
     if (n == f->fail_input_at) {
@@ -364,6 +372,100 @@ TEST(map_on_a_pool_that_breaks_reports_broken_and_loses_nothing)
     sf_pool_destroy(pool);
     CHECK_EQ(f.worked, 0);
     CHECK_EQ(f.discarded, f.pulled); /* every pulled item was released */
+    CHECK_EQ(f.destroyed, 1);
+}
+
+/* A pool that breaks while a work job is between rounds: the job it hands
+ * back for requeueing must not be stranded on a lane nobody pops, or the
+ * ready items are never retired and the consumer and the join hang. */
+static sf_pool *_Atomic breaking_pool;
+
+static void break_at_sixteenth(void *ctx, sf_batch *batch)
+{
+    feed *f = ctx;
+    void **values = sf_batch_values(batch);
+    for (int i = 0; i < sf_batch_size(batch); i++) {
+        if ((intptr_t)values[i] == 16) { /* the last round before a requeue */
+            sf_map *m = atomic_load(&f->map);
+            while (sf_map_outstanding(m) < 40)
+                usleep(100);
+            sf_pool_break(atomic_load(&breaking_pool));
+        }
+        sf_batch_done(batch, i, feed_work(f, &values[i]));
+    }
+}
+
+TEST(map_on_a_pool_that_breaks_between_rounds_retires_every_item)
+{
+    sf_map_ops breaking_ops = {.pull = feed_pull, .discard = feed_discard,
+                               .destroy = feed_destroy, .work_batch = break_at_sixteenth};
+    feed f = {.limit = 1000, .fail_input_at = -1};
+    sf_pool *pool = make_pool(1);
+    sf_map_options mo = {.window = 64, .batch = 1};
+    sf_map *m = NULL;
+    void *v;
+    long results = 0, broken = 0;
+    int rc;
+    atomic_store(&breaking_pool, pool);
+    f.window = 64;
+    CHECK_EQ(sf_map_create(&m, pool, &breaking_ops, &f, &mo), 0);
+    atomic_store(&f.map, m);
+    while ((rc = sf_map_next(m, &v, in_ms(10000))) == SF_RESULT)
+        CHECK_EQ((intptr_t)v, ++results * 10);
+    CHECK_EQ(results, 16);
+    for (; rc == SF_BROKEN; rc = sf_map_next(m, &v, in_ms(10000)))
+        broken++;
+    CHECK_EQ(rc, SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.worked, 16);
+    CHECK_EQ(f.discarded, f.pulled - 16); /* every other pulled item was released */
+    CHECK_EQ(f.destroyed, 1);
+}
+
+/* A join waits for the work and for a detached map's input, but not for a
+ * pull made for an attached consumer that may never return. */
+TEST(join_does_not_wait_for_a_pull_blocked_for_an_attached_consumer)
+{
+    feed f = {.limit = 20, .fail_input_at = -1, .block_pull = 1, .block_pull_at = 5};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start(pool, &f, 8, 0);
+    void *v;
+    for (long i = 1; i <= 5; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    while (!atomic_load(&f.pull_blocked))
+        usleep(100);
+    sf_pool_shutdown(pool, 0);
+    CHECK_EQ(sf_pool_join(pool, in_ms(10000)), -EBUSY);
+    CHECK_EQ(sf_pool_try_join(pool), 0);
+    atomic_store(&f.pull_gate, 1); /* the input comes back: the map goes on */
+    for (long i = 6; i <= 13; i++) { /* what its window holds */
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    sf_map_close(m);
+    CHECK_EQ(sf_pool_join(pool, -1), 0);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.destroyed, 1);
+    CHECK_EQ(f.worked + f.discarded, f.pulled);
+}
+
+TEST(join_waits_for_a_detached_maps_input_and_times_out_meanwhile)
+{
+    feed f = {.limit = 20, .fail_input_at = -1, .block_pull = 1, .block_pull_at = 5};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start(pool, &f, 8, 0);
+    sf_map_detach(m);
+    while (!atomic_load(&f.pull_blocked))
+        usleep(100);
+    sf_pool_shutdown(pool, 0);
+    CHECK_EQ(sf_pool_join(pool, in_ms(50)), -ETIMEDOUT);
+    atomic_store(&f.pull_gate, 1);
+    CHECK_EQ(sf_pool_join(pool, -1), 0);
+    CHECK_EQ(f.worked, 20); /* every item ran, as the stdlib's eager map does */
+    sf_pool_destroy(pool);
     CHECK_EQ(f.destroyed, 1);
 }
 

@@ -2,6 +2,8 @@
 can have.  Each gets the stdlib's behaviour or a clear error, never
 undefined behaviour or a hang."""
 import gc
+import threading
+import time
 import math
 import weakref
 
@@ -60,3 +62,64 @@ def test_a_pool_in_a_cycle_through_its_initializer_is_collected_and_its_threads_
     del owner
     gc.collect()
     assert ref() is None  # the fixture then checks that its threads ended
+
+
+def test_a_thread_initializer_failing_on_a_later_thread_mid_map_retires_every_item():
+    calls = []
+    lock = threading.Lock()
+
+    def second_thread_fails():
+        with lock:
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("second thread cannot start")
+
+    def slow_abs(x):
+        time.sleep(0.0005)
+        return abs(x)
+
+    ex = sf.ThreadPoolExecutor(4, initializer=second_thread_fails)
+    results = ex.map(slow_abs, range(-2000, 0), buffersize=256)
+    got = []
+    with pytest.raises(sf.BrokenThreadPool):
+        for r in results:
+            got.append(r)
+    assert got == list(range(2000, 2000 - len(got), -1))  # a prefix, in order
+    ex.shutdown(wait=True)  # returns: no job is stranded on the broken pool
+
+
+def test_shutdown_waits_for_the_work_not_for_an_input_blocked_for_its_consumer():
+    gate = threading.Event()
+    ran = []
+
+    def blocked_input():
+        yield from range(5)
+        gate.wait(30)
+        yield from range(5, 8)
+
+    def record(x):
+        ran.append(x)
+        return x * 10
+
+    ex = sf.ThreadPoolExecutor(2)
+    results = ex.map(record, blocked_input())
+    assert [next(results) for _ in range(5)] == [0, 10, 20, 30, 40]
+    ex.shutdown(wait=True)  # returns with the input still blocked
+    assert sorted(ran) == [0, 1, 2, 3, 4]
+    gate.set()  # the input comes back: the map goes on, as after shutdown
+    assert list(results) == [50, 60, 70]
+    assert sorted(ran) == list(range(8))
+
+
+def test_shutdown_waits_for_a_detached_maps_slow_input_as_for_the_stdlibs_eager_map():
+    ran = []
+
+    def slow_input():
+        for i in range(6):
+            time.sleep(0.02)
+            yield i
+
+    ex = sf.ThreadPoolExecutor(2)
+    ex.map(ran.append, slow_input())  # dropped: fire and forget
+    ex.shutdown(wait=True)
+    assert sorted(ran) == list(range(6))

@@ -151,3 +151,54 @@ def test_new_work_is_refused_once_the_interpreter_is_exiting():
     code, out, err = finish(proc)
     assert code == 0, err
     assert out.strip() == "cannot schedule new futures after interpreter shutdown"
+
+
+BLOCKED_INPUT = """
+    import threading
+    import streamfutures as sf
+    never = threading.Event()
+    def blocked_input():
+        yield 1
+        yield 2
+        never.wait()    # an input waiting on something that never comes
+        yield 3
+"""
+
+
+@pytest.mark.parametrize("executor", ["ThreadPoolExecutor", "ProcessPoolExecutor"])
+def test_ctrl_c_interrupts_shutdown_waiting_for_work(executor):
+    proc = child(f"""
+    import time
+    import streamfutures as sf
+    ex = sf.{executor}(1)
+    future = ex.submit(time.sleep, 3)
+    time.sleep(0.1)
+    print("ready", flush=True)
+    try:
+        ex.shutdown(wait=True)
+        print("waited")
+    except KeyboardInterrupt:
+        print("interrupted", future.done())
+    ex.shutdown(wait=True)
+    print("clean", future.done())
+    """)
+    assert proc.stdout.readline().strip() == "ready"
+    import time
+    time.sleep(0.3)  # let it block in the join
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert out.split() == ["interrupted", "False", "clean", "True"]
+
+
+@pytest.mark.parametrize("executor", ["ThreadPoolExecutor", "ProcessPoolExecutor"])
+def test_with_exit_and_interpreter_exit_do_not_wait_for_a_blocked_input(executor):
+    proc = child(BLOCKED_INPUT + f"""
+    with sf.{executor}(2) as ex:
+        results = ex.map(abs, blocked_input())
+        print(next(results), next(results), flush=True)
+    print("left the with-block", flush=True)
+    """)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert out.split() == ["1", "2", "left", "the", "with-block"]
