@@ -31,12 +31,15 @@ build/libstreamfutures.a: $(CORE_OBJ)
 
 lib: build/libstreamfutures.a
 
+# --wrap=realloc: tests/c/test_map.c makes the engine's reallocs fail
+TEST_LDFLAGS = -Wl,--wrap=realloc
+
 build/test_runner: $(TEST_SRC) tests/c/test.h build/libstreamfutures.a
-	$(CC) $(ALL_CFLAGS) -Itests/c $(TEST_SRC) build/libstreamfutures.a -o $@
+	$(CC) $(ALL_CFLAGS) -Itests/c $(TEST_SRC) build/libstreamfutures.a $(TEST_LDFLAGS) -o $@
 
 build/%/test_runner: $(TEST_SRC) tests/c/test.h $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p build/$*
-	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer $(SAN_$*) -Itests/c $(TEST_SRC) $(CORE_SRC) -o $@
+	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer $(SAN_$*) -Itests/c $(TEST_SRC) $(CORE_SRC) $(TEST_LDFLAGS) -o $@
 
 SAN_asan = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 SAN_tsan = -fsanitize=thread

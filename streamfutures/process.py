@@ -37,6 +37,10 @@ _cpu_count = getattr(os, "process_cpu_count", os.cpu_count)
 # sibling's pipes would stay open and hide its parent's exit.
 _inherited_fds = set()
 
+# In a worker process: the descriptors it serves on (task pipe, result
+# pipe, result ring), all it needs of its parent's.
+_serving_fds = None
+
 
 class _Fd:
     """A file descriptor passed to a worker process.
@@ -66,6 +70,8 @@ def _worker_main(task, result, ring, initializer, initargs):
         except OSError:
             pass
     _inherited_fds.clear()
+    global _serving_fds
+    _serving_fds = (task.fd, result.fd, ring.fd)
     if initializer is not None:
         try:
             initializer(*initargs)

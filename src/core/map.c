@@ -40,6 +40,7 @@
  * are collected under the lock and released after it.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define UNBOUNDED_START 64
 #define PULL_BURST 64             /* items pulled per lock round trip, inputs that never block */
+#define SPILL_SLACK (PULL_BURST + 2) /* values a map owns beyond its slots: a burst, an input error */
 
 enum slot_state {
     SLOT_FREE,
@@ -111,6 +113,8 @@ struct sf_map {
     size_t nfree;
     uint32_t *seq_slot;
     slot_fifo ready, done;
+    void **spill; /* cap + SPILL_SLACK values to discard (trash_add) */
+    size_t nspill;
     uint64_t pulled, taken;
     size_t held;
 
@@ -154,12 +158,14 @@ static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int
 
 static void fifo_push(const sf_map *m, slot_fifo *r, uint32_t idx)
 {
+    assert(r->len < m->cap && idx < m->cap);
     r->buf[(r->head + r->len) % m->cap] = idx;
     r->len++;
 }
 
 static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
 {
+    assert(r->len > 0);
     uint32_t idx = r->buf[r->head];
     r->head = (r->head + 1) % m->cap;
     r->len--;
@@ -168,6 +174,7 @@ static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
 
 static void release_slot(sf_map *m, uint32_t idx)
 {
+    assert(m->held > 0 && m->nfree < m->cap && m->slots[idx].state != SLOT_FREE);
     m->slots[idx].value = NULL;
     m->slots[idx].state = SLOT_FREE;
     m->free_stack[m->nfree++] = idx;
@@ -176,14 +183,14 @@ static void release_slot(sf_map *m, uint32_t idx)
 
 /* A growable list of values to discard once map->mu is released. */
 typedef struct trash trash;
-static void trash_add(trash *t, void *value);
+static void trash_add(sf_map *m, trash *t, void *value);
 
 /* An item that will not run after all (cancelled, or the pool broke): its
  * value goes to the trash, and the consumer, if there is one, finds the
  * slot at the item's position in the given state. */
 static void give_up_item(sf_map *m, uint32_t idx, void *value, enum slot_state why, trash *t)
 {
-    trash_add(t, value);
+    trash_add(m, t, value);
     if (m->drain) {
         release_slot(m, idx);
         return;
@@ -195,20 +202,30 @@ static void give_up_item(sf_map *m, uint32_t idx, void *value, enum slot_state w
 }
 
 
+/* Values to discard are collected under map->mu and discarded after it
+ * (the no-callback-under-lock rule).  A trash grows on the heap; should
+ * that fail, the value goes on the map's spill stack instead, preallocated
+ * for every value the map can own at once (its slots, a pull burst and
+ * the input's error), so collecting never fails and never aborts. */
 struct trash {
     void **items;
     size_t len, cap;
+    int spilled; /* a value went to the map's spill stack */
 };
 
-static void trash_add(trash *t, void *value)
+static void trash_add(sf_map *m, trash *t, void *value)
 {
     if (!value)
         return;
     if (t->len == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
         void **items = realloc(t->items, cap * sizeof *items);
-        if (!items)
-            abort(); /* cannot keep the no-callback-under-lock rule without it */
+        if (!items) {
+            assert(m->nspill < m->cap + SPILL_SLACK);
+            m->spill[m->nspill++] = value;
+            t->spilled = 1;
+            return;
+        }
         t->items = items;
         t->cap = cap;
     }
@@ -223,6 +240,19 @@ static void trash_empty(sf_map *m, trash *t)
     free(t->items);
     t->items = NULL;
     t->len = t->cap = 0;
+    /* the spill stack is shared: take one value per lock round trip until
+     * it is empty (values another trash spilled are discarded here too) */
+    while (t->spilled) {
+        void *value = NULL;
+        sf__lock(&m->mu);
+        if (m->nspill)
+            value = m->spill[--m->nspill];
+        sf__unlock(&m->mu);
+        if (!value)
+            t->spilled = 0;
+        else
+            m->ops.discard(m->ctx, value);
+    }
 }
 
 /* Double the slot arrays of an unbounded map (re-laying the FIFOs and the
@@ -235,7 +265,9 @@ static int grow(sf_map *m)
     uint32_t *seq_slot = malloc(cap * sizeof *seq_slot);
     uint32_t *ready = malloc(cap * sizeof *ready);
     uint32_t *done = malloc(cap * sizeof *done);
-    if (!slots || !free_stack || !seq_slot || !ready || !done) {
+    void **spill = malloc((cap + SPILL_SLACK) * sizeof *spill);
+    if (!slots || !free_stack || !seq_slot || !ready || !done || !spill) {
+        free(spill);
         free(slots);
         free(free_stack);
         free(seq_slot);
@@ -258,6 +290,9 @@ static int grow(sf_map *m)
     free(m->seq_slot);
     free(m->ready.buf);
     free(m->done.buf);
+    memcpy(spill, m->spill, m->nspill * sizeof *spill);
+    free(m->spill);
+    m->spill = spill;
     m->slots = slots;
     m->free_stack = free_stack;
     m->nfree += cap - old;
@@ -315,6 +350,7 @@ static int post_one_work_job(sf_map *m, trash *t)
     work_job *wj = m->free_jobs;
     m->free_jobs = wj->next_free;
     m->jobs_posted++;
+    assert(m->jobs_working <= m->jobs_posted && m->jobs_posted <= m->max_jobs);
     atomic_fetch_add(&m->refs, 1);
     wj->job.run = work_run;
     wj->job.drop = work_drop;
@@ -366,10 +402,12 @@ static void maybe_post_feed(sf_map *m, enum sf__poster poster)
 static void accept_item(sf_map *m, void *item, trash *t)
 {
     if (m->input_state != INPUT_OPEN) {
-        trash_add(t, item); /* closed or shut while we pulled */
+        trash_add(m, t, item); /* closed or shut while we pulled */
         return;
     }
+    assert(m->nfree > 0 && m->held < m->cap); /* a slot was reserved before pulling */
     uint32_t idx = m->free_stack[--m->nfree];
+    assert(m->slots[idx].state == SLOT_FREE);
     m->slots[idx].value = item;
     m->slots[idx].state = SLOT_READY;
     m->seq_slot[m->pulled % m->cap] = idx;
@@ -432,7 +470,7 @@ static int feed_run(sf_job *job)
             } else {
                 if (m->input_state == INPUT_OPEN)
                     m->input_state = INPUT_FAILED;
-                trash_add(&t, last);
+                trash_add(m, &t, last);
             }
         }
     }
@@ -467,7 +505,7 @@ static void publish(sf_map *m, const uint32_t *idx, void *const *values, const i
 {
     for (int i = from; i < to; i++) {
         if (m->drain) {
-            trash_add(t, values[i]);
+            trash_add(m, t, values[i]);
             release_slot(m, idx[i]);
             continue;
         }
@@ -718,6 +756,7 @@ static void map_free_arrays(sf_map *m)
     free(m->seq_slot);
     free(m->ready.buf);
     free(m->done.buf);
+    free(m->spill);
     for (unsigned j = 0; m->jobs && j < m->max_jobs; j++) {
         free(m->jobs[j].idx);
         free(m->jobs[j].values);
@@ -730,7 +769,9 @@ static void map_free_arrays(sf_map *m)
 static void map_unref(sf_map *m)
 {
     size_t i;
-    if (atomic_fetch_sub(&m->refs, 1) != 1)
+    long refs = atomic_fetch_sub(&m->refs, 1);
+    assert(refs > 0);
+    if (refs != 1)
         return;
     sf__pool_unlisten(m->pool, &m->listener);
     for (i = 0; i < m->cap; i++)
@@ -779,9 +820,10 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     m->seq_slot = malloc(m->cap * sizeof *m->seq_slot);
     m->ready.buf = malloc(m->cap * sizeof *m->ready.buf);
     m->done.buf = malloc(m->cap * sizeof *m->done.buf);
+    m->spill = malloc((m->cap + SPILL_SLACK) * sizeof *m->spill);
     m->jobs = calloc(m->max_jobs, sizeof *m->jobs);
     if (!m->slots || !m->free_stack || !m->seq_slot || !m->ready.buf || !m->done.buf ||
-        !m->jobs) {
+        !m->spill || !m->jobs) {
         map_free_arrays(m);
         free(m);
         return -ENOMEM;
@@ -913,12 +955,12 @@ static void drop_finished(sf_map *m, trash *t)
     for (i = 0; i < m->cap; i++) {
         slot *s = &m->slots[i];
         if (s->state >= SLOT_DONE_OK) {
-            trash_add(t, s->value);
+            trash_add(m, t, s->value);
             release_slot(m, (uint32_t)i);
         }
     }
     m->done.len = 0;
-    trash_add(t, m->input_error);
+    trash_add(m, t, m->input_error);
     m->input_error = NULL;
 }
 

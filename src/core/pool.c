@@ -38,6 +38,7 @@
  * parking and every jobs_per_attach jobs, so a runtime lock is shared.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -271,6 +272,7 @@ static void *thread_main(void *raw)
                 job->drop(job, -EPIPE);
                 sf__lock(&pool->mu);
             }
+            assert(pool->active > 0);
             if (--pool->active == 0 && pool->shutdown)
                 wake_everyone(pool);
             if (pool->shutdown)
@@ -297,8 +299,10 @@ static void *thread_main(void *raw)
         l->idle--;
         if (l->wakes_pending)
             l->wakes_pending--;
+        assert(l->wakes_pending <= l->idle);
     }
     l->leaving++;
+    assert(l->leaving <= l->threads);
     sf__unlock(&pool->mu);
     if (attached && hooks->detach)
         hooks->detach(hooks->ctx, state);
@@ -439,10 +443,21 @@ static void join_lane(sf_pool *pool, lane *l)
     }
 }
 
+/* Workers may leave while input jobs still pull (in_pull) and new ones be
+ * started when a pull returns, so the work lane is joined again after the
+ * input lane; once the input threads are gone nothing is active, so no
+ * thread can start any more. */
 static void join_threads(sf_pool *pool)
 {
-    join_lane(pool, &pool->lanes[SF__LANE_WORK]);
-    join_lane(pool, &pool->lanes[SF__LANE_INPUT]);
+    for (;;) {
+        join_lane(pool, &pool->lanes[SF__LANE_WORK]);
+        join_lane(pool, &pool->lanes[SF__LANE_INPUT]);
+        sf__lock(&pool->mu);
+        int none_left = !pool->lanes[SF__LANE_WORK].thread_list;
+        sf__unlock(&pool->mu);
+        if (none_left)
+            return;
+    }
 }
 
 void sf_pool_shutdown(sf_pool *pool, unsigned flags)

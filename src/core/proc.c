@@ -246,7 +246,10 @@ static void release_last(sf_proc_channel *ch)
  * already read from the pipe (doorbells only woke us and are dropped). */
 static int take_buffered(sf_proc_channel *ch, sf_proc_msg *msg)
 {
-    if (ch->ring && sf__ring_peek(ch->ring, msg)) {
+    int in_ring = ch->ring ? sf__ring_peek(ch->ring, msg) : 0;
+    if (in_ring < 0)
+        return in_ring;
+    if (in_ring) {
         ch->ring_msg = *msg;
         ch->ring_pending = 1;
         return 1;
@@ -261,15 +264,17 @@ static int take_buffered(sf_proc_channel *ch, sf_proc_msg *msg)
 int sf_proc_recv_ready(sf_proc_channel *ch, sf_proc_msg *msg)
 {
     release_last(ch);
-    return take_buffered(ch, msg) ? 0 : -EAGAIN;
+    int taken = take_buffered(ch, msg);
+    return taken < 0 ? taken : taken ? 0 : -EAGAIN;
 }
 
 int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns)
 {
     release_last(ch);
     for (;;) {
-        if (take_buffered(ch, msg))
-            return 0;
+        int taken = take_buffered(ch, msg);
+        if (taken)
+            return taken < 0 ? taken : 0;
         if (ch->eof)
             return -EPIPE;
         if (ch->exited) {

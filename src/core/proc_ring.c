@@ -28,11 +28,14 @@
  * the ring empty and before it sleeps, so per record neither touches a
  * cache line the other writes.
  *
+ * The reader trusts nothing the worker writes: a head or a record length
+ * that breaks these invariants is reported (-EPROTO), never followed.
  * Invariants: tail <= head <= tail + size; head and tail are multiples of
  * 16; only the worker writes head and data, only the reader writes tail.
  * `cancel_below` only grows; the worker skips items whose id is below it.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -40,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -113,11 +117,13 @@ int sf_proc_ring_create(size_t bytes)
 
 sf__ring *sf__ring_map(int fd)
 {
-    ring_shared *s = mmap(NULL, HEADER_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-    if (s == MAP_FAILED)
+    /* the size comes from the file, not from the header the worker can
+     * write: a worker that corrupts its memory must not make us map less
+     * than we then read */
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)HEADER_BYTES)
         return NULL;
-    uint64_t size = s->size;
-    munmap(s, HEADER_BYTES);
+    uint64_t size = (uint64_t)st.st_size - HEADER_BYTES;
     if (size < 4096 || (size & (size - 1)))
         return NULL;
     sf__ring *r = calloc(1, sizeof *r);
@@ -243,14 +249,24 @@ int sf__ring_peek(sf__ring *r, sf_proc_msg *msg)
 {
     ring_shared *s = r->s;
     for (;;) {
-        if (r->tail == atomic_load_explicit(&s->head, memory_order_acquire)) {
+        uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+        if (r->tail == head) {
             publish_tail(r);
             return 0;
         }
-        const char *p = s->data + (r->tail & (r->size - 1));
+        /* head, lengths and kinds are in memory the worker writes: a
+         * worker that corrupted it must not make us read out of bounds */
+        uint64_t published = head - r->tail; /* huge if head went backwards */
+        size_t offset = (size_t)(r->tail & (r->size - 1));
+        if (published > r->size || published % RECORD_HEADER)
+            return -EPROTO;
+        const char *p = s->data + offset;
         uint32_t len, kind;
         memcpy(&len, p, 4);
         memcpy(&kind, p + 4, 4);
+        size_t bytes = record_bytes(len);
+        if (bytes > published || bytes > r->size - offset)
+            return -EPROTO;
         if (kind == KIND_PAD) {
             r->tail += record_bytes(len);
             continue;
@@ -266,6 +282,7 @@ int sf__ring_peek(sf__ring *r, sf_proc_msg *msg)
 void sf__ring_consume(sf__ring *r, const sf_proc_msg *msg)
 {
     r->tail += record_bytes(msg->len);
+    assert(r->tail % RECORD_HEADER == 0); /* peek checked it against head */
     if (r->tail - r->tail_published >= r->size / 8)
         publish_tail(r);
 }

@@ -17,7 +17,8 @@ size_t sf__ring_max_payload(const sf__ring *ring);
 int sf__ring_put(sf__ring *ring, uint64_t id, uint32_t kind, const void *data, uint32_t len,
                  int task_fd);
 int sf__ring_skip(const sf__ring *ring, uint64_t id);
-/* Reader: the oldest record (1) or none (0); consume it after use. */
+/* Reader: the oldest record (1) or none (0); consume it after use.
+ * -EPROTO: the worker corrupted the ring (stop reading it). */
 int sf__ring_peek(sf__ring *ring, sf_proc_msg *msg);
 void sf__ring_consume(sf__ring *ring, const sf_proc_msg *msg);
 /* Before sleeping: 1 when a record arrived (do not sleep).  After: woke. */

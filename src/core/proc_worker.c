@@ -230,6 +230,8 @@ static void take_reply(sf_proc_worker *w, run_state *r, int64_t timeout_ns)
         sf_proc_kill(w->ch, SIGKILL);
         return;
     }
+    if (rc == -EPROTO) /* it corrupted its result ring: it cannot be trusted to exit */
+        sf_proc_kill(w->ch, SIGKILL);
     if (rc != 0) {
         worker_died(w, r);
         return;

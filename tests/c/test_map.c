@@ -469,6 +469,33 @@ TEST(join_waits_for_a_detached_maps_input_and_times_out_meanwhile)
     CHECK_EQ(f.destroyed, 1);
 }
 
+/* The test runner is linked with -Wl,--wrap=realloc: the engine's reallocs
+ * come here, and fail while realloc_fails is set. */
+void *__real_realloc(void *ptr, size_t size);
+static _Atomic int realloc_fails;
+void *__wrap_realloc(void *ptr, size_t size)
+{
+    return atomic_load(&realloc_fails) ? NULL : __real_realloc(ptr, size);
+}
+
+/* Values to discard are collected under the map's lock; when the list for
+ * them cannot grow, they spill into room the map set aside at creation:
+ * nothing aborts and every value is still discarded once. */
+TEST(map_discards_every_value_when_no_memory_is_left_to_collect_them)
+{
+    feed f = {.limit = 3000, .fail_input_at = -1};
+    sf_pool *pool = make_pool(3);
+    sf_map *m = start(pool, &f, 64, 0);
+    atomic_store(&realloc_fails, 1);
+    sf_map_detach(m); /* every result is discarded as it is published */
+    sf_pool_destroy(pool);
+    atomic_store(&realloc_fails, 0);
+    CHECK_EQ(f.pulled, 3000);
+    CHECK_EQ(f.worked, 3000);
+    CHECK_EQ(f.discarded, 3000);
+    CHECK_EQ(f.destroyed, 1);
+}
+
 TEST(a_forked_child_finds_the_pool_inert_and_the_parent_goes_on)
 {
     feed f = {.limit = 1000, .fail_input_at = -1};

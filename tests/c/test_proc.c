@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +17,38 @@
 #include "test.h"
 
 static int gate_fd = -1;   /* the worker's read end of a gate pipe */
+static int worker_ring_fd = -1, worker_result_fd = -1;
+
+/* A worker that corrupts its result ring, as a crashing one may: a head
+ * beyond the ring, a head off the record grid, or a record whose length
+ * runs past what was published.  The layout is proc_ring.c's: the head at
+ * offset 0, the data after six 64-byte lines. */
+static void smash_ring(char how)
+{
+    size_t bytes = (size_t)lseek(worker_ring_fd, 0, SEEK_END);
+    char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, worker_ring_fd, 0);
+    if (base == MAP_FAILED)
+        _exit(8);
+    _Atomic uint64_t *head = (_Atomic uint64_t *)base;
+    uint64_t h = atomic_load(head);
+    if (how == 'h')
+        atomic_store(head, h + ((uint64_t)1 << 40));
+    else if (how == 'a')
+        atomic_store(head, h + 8);
+    else { /* a record claiming 4 GiB, of which 32 bytes are published */
+        char *record = base + 6 * 64 + (h & (bytes - 6 * 64 - 1));
+        uint32_t len = 0xfffffff0u, kind = 1;
+        memcpy(record, &len, 4);
+        memcpy(record + 4, &kind, 4);
+        atomic_store(head, h + 32);
+    }
+    /* ring the doorbell (proc.c's kind) so a parent asleep looks now */
+    uint32_t doorbell[4] = {0, 0xfffffffdu, 0, 0};
+    if (write(worker_result_fd, doorbell, sizeof doorbell) != sizeof doorbell)
+        _exit(8);
+    for (;;)
+        pause(); /* only a kill ends it */
+}
 static char big_reply[3 << 20];
 
 /* One task = one item; the reply echoes it (kind 1), or is 2 MB (kind 2). */
@@ -34,6 +68,8 @@ static int handle(void *ctx, sf_proc_server *server, const sf_proc_msg *task)
         if (read(gate_fd, &byte, 1) != 1)
             _exit(9);
     }
+    if (task->len == 7 && memcmp(text, "smash:", 6) == 0)
+        smash_ring(text[6]);
     if (task->len >= 4 && memcmp(text, "big:", 4) == 0)
         return sf_proc_reply(server, task->id, 2, big_reply, (uint32_t)atoi(text + 4));
     return sf_proc_reply(server, task->id, 1, task->data, task->len);
@@ -59,6 +95,8 @@ static worker start_worker_with(int use_ring)
         close(results[0]);
         close(gate[1]);
         gate_fd = gate[0];
+        worker_ring_fd = ring;
+        worker_result_fd = results[1];
         _exit(sf_proc_serve(tasks[0], results[1], ring, handle, NULL) == 0 ? 0 : 3);
     }
     close(tasks[0]);
@@ -156,6 +194,25 @@ TEST(proc_crash_returns_earlier_results_then_epipe)
     int status = stop_worker(&w);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
+
+static void corrupt_ring(int *failed_, const char *task)
+{
+    signal(SIGPIPE, SIG_IGN);
+    worker w = start_worker();
+    sf_proc_msg msg;
+    CHECK_EQ(sf_proc_send(w.ch, 1, 0, "one", 3), 0);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), 0);
+    CHECK_EQ(msg.id, 1);
+    CHECK_EQ(sf_proc_send(w.ch, 2, 0, task, 7), 0);
+    CHECK_EQ(sf_proc_recv(w.ch, &msg, in_ms(10000)), -EPROTO);
+    CHECK_EQ(sf_proc_kill(w.ch, SIGKILL), 0);
+    int status = stop_worker(&w);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+TEST(proc_a_ring_head_beyond_the_ring_is_refused_not_followed) { corrupt_ring(failed_, "smash:h"); }
+TEST(proc_a_ring_head_off_the_record_grid_is_refused) { corrupt_ring(failed_, "smash:a"); }
+TEST(proc_a_record_longer_than_what_was_published_is_refused) { corrupt_ring(failed_, "smash:l"); }
 
 TEST(proc_exit_code_is_seen)
 {

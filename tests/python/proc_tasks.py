@@ -51,7 +51,32 @@ def fail_badly(x):
             os.kill(os.getpid(), signal.SIGKILL)
         elif kind == "unpicklable_result":
             return threading.Lock()
+        elif kind == "corrupt_ring":
+            corrupt_result_ring()
     return i
+
+
+def corrupt_result_ring():
+    """Do what a worker corrupting its own memory may do: move the head of
+    its result ring (src/core/proc_ring.c: a u64 at offset 0, the parent's
+    tail at offset 64) far beyond the ring, once the parent has read every
+    earlier result; ring the doorbell as a reply does (src/core/proc.c: u32
+    length 0, u32 kind 0xfffffffd, u64 id), then wait to be killed."""
+    import mmap
+    import struct
+
+    from streamfutures import process
+
+    _, result_fd, ring_fd = process._serving_fds
+    ring = mmap.mmap(ring_fd, 0)
+    head = int.from_bytes(ring[0:8], "little")
+    for _ in range(10000):
+        if int.from_bytes(ring[64:72], "little") == head:
+            break
+        time.sleep(0.001)
+    ring[0:8] = (head + (1 << 40)).to_bytes(8, "little")
+    os.write(result_fd, struct.pack("<IIQ", 0, 0xFFFFFFFD, 0))
+    time.sleep(60)
 
 
 def sleep_at(x):

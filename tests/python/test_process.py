@@ -157,6 +157,8 @@ CRASHES = {
     "segfault": (sf.WorkerCrashedError, -signal.SIGSEGV),
     "exit": (sf.WorkerCrashedError, 3),
     "sigkill": (sf.WorkerCrashedError, -signal.SIGKILL),
+    # a worker that corrupts its result ring is killed: only its item fails
+    "corrupt_ring": (sf.WorkerCrashedError, -signal.SIGKILL),
     "unpicklable_result": (TypeError, None),
     "unpicklable_argument": (TypeError, None),
 }
