@@ -38,7 +38,17 @@ enum wire_kind {
 PyObject *sfpy_pickle(const sfpy_state *st, PyObject *obj)
 {
     PyObject *args[2] = {obj, st->pickle_protocol};
-    return PyObject_Vectorcall(st->pickle_dumps, args, 2, NULL);
+    PyObject *bytes = PyObject_Vectorcall(st->pickle_dumps, args, 2, NULL);
+    /* a message's length is 32 bits on the pipe and in the ring: refuse
+     * what would be cut, never send it cut */
+    if (bytes && PyBytes_GET_SIZE(bytes) > (Py_ssize_t)SFPY_MAX_MESSAGE_BYTES) {
+        PyErr_Format(PyExc_OverflowError,
+                     "cannot send %zd pickled bytes to or from a worker process: "
+                     "the limit is %zd bytes (4 GiB - 1)",
+                     PyBytes_GET_SIZE(bytes), (Py_ssize_t)SFPY_MAX_MESSAGE_BYTES);
+        Py_CLEAR(bytes);
+    }
+    return bytes;
 }
 
 PyObject *sfpy_unpickle(const sfpy_state *st, const void *data, uint32_t len)

@@ -20,6 +20,10 @@ typedef struct sfpy_wire_value {
     char inline_bytes[8];
 } sfpy_wire_value;
 
+/* The most bytes one message between the parent and a worker carries. */
+#define SFPY_MAX_MESSAGE_BYTES UINT32_MAX
+
+/* Pickled with protocol 5; OverflowError above SFPY_MAX_MESSAGE_BYTES. */
 PyObject *sfpy_pickle(const sfpy_state *st, PyObject *obj);
 PyObject *sfpy_unpickle(const sfpy_state *st, const void *data, uint32_t len);
 int sfpy_wire_encode(const sfpy_state *st, PyObject *value, sfpy_wire_value *out);

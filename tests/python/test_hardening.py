@@ -123,3 +123,17 @@ def test_shutdown_waits_for_a_detached_maps_slow_input_as_for_the_stdlibs_eager_
     ex.map(ran.append, slow_input())  # dropped: fire and forget
     ex.shutdown(wait=True)
     assert sorted(ran) == list(range(6))
+
+
+def test_a_payload_of_4_gib_or_more_is_refused_with_a_clear_error_not_cut():
+    huge = bytes(2**32)  # one byte over what a worker message carries
+    with sf.ProcessPoolExecutor(1) as ex:
+        future = ex.submit(len, huge)
+        del huge
+        with pytest.raises(OverflowError, match="to or from a worker process: the limit is 4294967295 bytes"):
+            future.result()
+        results = ex.map(bytes, [3, 2**32, 4])  # the worker's result is refused there
+        assert next(results) == b"\0\0\0"
+        with pytest.raises(OverflowError, match="limit is 4294967295 bytes"):
+            next(results)
+        assert next(results) == b"\0\0\0\0"  # the pool goes on
