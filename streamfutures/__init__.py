@@ -26,7 +26,7 @@ from concurrent.futures.thread import BrokenThreadPool
 from ._as_completed import as_completed
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout, tee
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
-from ._remote import WorkerCrashedError
+from ._remote import DeserializationError, WorkerCrashedError
 from .stream import Stream
 from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
 
@@ -49,6 +49,7 @@ __all__ = [
     "ThreadPoolExecutor",
     "TimeoutError",
     "WorkerCrashedError",
+    "DeserializationError",
     "as_completed",
     "fanout",
     "tee",

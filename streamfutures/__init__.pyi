@@ -54,6 +54,8 @@ class WorkerCrashedError(BrokenProcessPool):
     exitcode: int | None
     def __init__(self, message: str, exitcode: int | None = None) -> None: ...
 
+class DeserializationError(BrokenProcessPool): ...
+
 class ProcessPoolExecutor(Executor):
     def __init__(
         self,

@@ -63,6 +63,33 @@ def lost_error(why, status, timeout):
     return BrokenProcessPool(PENDING_LOST)
 
 
+class DeserializationError(BrokenProcessPool):
+    """This item's task could not be unpickled in its worker, or its result
+    (or exception) could not be unpickled here.  The original error,
+    whatever it was (``SystemExit`` from a ``__reduce__`` included), is the
+    ``__cause__``.  Only this item failed: the pool goes on.  The stdlib
+    breaks the whole pool with a ``BrokenProcessPool`` here; code written
+    for it still catches this."""
+
+
+TASK_UNPICKLING_FAILED = (
+    "A task has failed to un-serialize. Please ensure that the arguments of the "
+    "function are all picklable."
+)
+RESULT_UNPICKLING_FAILED = (
+    "A result has failed to un-serialize. Please ensure that the objects returned "
+    "by the function are always picklable."
+)
+
+
+def unpickling_error(in_worker, cause):
+    """The item's exception when unpickling raised ``cause`` (in the worker,
+    or here); never ``cause`` itself, which may be a SystemExit."""
+    error = DeserializationError(TASK_UNPICKLING_FAILED if in_worker else RESULT_UNPICKLING_FAILED)
+    error.__cause__ = cause
+    return error
+
+
 def pickling_error(exc):
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     exc.__cause__ = _RemoteTraceback('\n"""\n{}"""'.format("".join(tb)))

@@ -58,6 +58,7 @@ static int serve_locked(const sfpy_state *st, sf_proc_server *server, const sf_p
         PyObject *exc = sfpy_fetch_exception();
         sfpy_wire_value w;
         sfpy_wire_encode_exception(st, exc, &w);
+        sfpy_wire_mark_task_unpickling_failed(&w);
         Py_DECREF(exc);
         /* a task's kind is its number of items */
         for (uint64_t id = task->id; rc == 0 && id < task->id + task->kind; id++)

@@ -29,6 +29,7 @@ typedef struct sfpy_state {
     PyObject *pickle_dumps, *pickle_loads, *pickle_protocol;   /* pickle.dumps/loads, 5 */
     PyObject *exception_with_traceback; /* concurrent.futures.process._ExceptionWithTraceback */
     PyObject *pickling_error;           /* streamfutures._remote.pickling_error */
+    PyObject *unpickling_error;         /* streamfutures._remote.unpickling_error */
     /* set by the package's exit hook: refuse new work from then on */
     int interpreter_exiting;
     /* engine pools whose Pool object is gone but whose threads may still

@@ -33,6 +33,10 @@ enum wire_kind {
     WIRE_TUPLE = 12,
 };
 
+/* Or-ed into an exception's kind: the worker could not unpickle the task
+ * (the exception is why). */
+#define WIRE_TASK_UNPICKLING_FAILED 0x100u
+
 #define ELEMENT_HEADER 5
 
 PyObject *sfpy_pickle(const sfpy_state *st, PyObject *obj)
@@ -274,8 +278,39 @@ static PyObject *decode_sequence(uint32_t kind, const char *p, uint32_t len)
     return seq;
 }
 
+void sfpy_wire_mark_task_unpickling_failed(sfpy_wire_value *exception)
+{
+    exception->kind |= WIRE_TASK_UNPICKLING_FAILED;
+}
+
+/* What unpickling raised becomes the cause of the item's own error. */
+static PyObject *unpickling_failed(const sfpy_state *st, int in_worker, PyObject *cause)
+{
+    PyObject *error = cause ? PyObject_CallFunction(st->unpickling_error, "iO", in_worker, cause)
+                            : NULL;
+    Py_XDECREF(cause);
+    return error;
+}
+
+static PyObject *decode(const sfpy_state *st, uint32_t kind, const void *data, uint32_t len,
+                        int *failed);
+
 PyObject *sfpy_wire_decode(const sfpy_state *st, uint32_t kind, const void *data, uint32_t len,
                            int *failed)
+{
+    int task_failed = (kind & WIRE_TASK_UNPICKLING_FAILED) != 0;
+    PyObject *value = decode(st, kind & ~WIRE_TASK_UNPICKLING_FAILED, data, len, failed);
+    if (!value) { /* anything unpickling raised, SystemExit included, stays this item's */
+        *failed = 1;
+        return unpickling_failed(st, 0, sfpy_fetch_exception());
+    }
+    if (task_failed && *failed)
+        return unpickling_failed(st, 1, value);
+    return value;
+}
+
+static PyObject *decode(const sfpy_state *st, uint32_t kind, const void *data, uint32_t len,
+                        int *failed)
 {
     *failed = 0;
     switch (kind) {

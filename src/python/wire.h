@@ -29,8 +29,14 @@ PyObject *sfpy_unpickle(const sfpy_state *st, const void *data, uint32_t len);
 int sfpy_wire_encode(const sfpy_state *st, PyObject *value, sfpy_wire_value *out);
 void sfpy_wire_encode_exception(const sfpy_state *st, PyObject *exc, sfpy_wire_value *out);
 void sfpy_wire_release(sfpy_wire_value *value);
-/* A new reference; *failed says it is the item's exception.  NULL with an
- * error set when the bytes could not be read. */
+/* An exception encoded by sfpy_wire_encode_exception is why the worker
+ * could not unpickle its task: the parent reports the item's error as
+ * _remote.DeserializationError, with it as the cause. */
+void sfpy_wire_mark_task_unpickling_failed(sfpy_wire_value *exception);
+/* A new reference; *failed says it is the item's exception.  What
+ * unpickling raised is never returned or raised as such (it may be a
+ * SystemExit): it is the cause of a _remote.DeserializationError, the
+ * item's exception.  NULL with an error set only when even that failed. */
 PyObject *sfpy_wire_decode(const sfpy_state *st, uint32_t kind, const void *data, uint32_t len,
                            int *failed);
 

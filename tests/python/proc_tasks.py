@@ -3,6 +3,7 @@ started with spawn or forkserver can import them by name."""
 import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -104,3 +105,27 @@ def record(path_and_item):
         f.write("%d\n" % item)
     time.sleep(0.01)
     return item
+
+
+class ExitsWhenUnpickled:
+    """Pickles fine; unpickling it calls sys.exit(how) for an int, raises
+    KeyboardInterrupt for "interrupt", ValueError for anything else, as a
+    hostile or broken __reduce__ may."""
+
+    def __init__(self, how):
+        self.how = how
+
+    def __reduce__(self):
+        if isinstance(self.how, int):
+            return (sys.exit, (self.how,))
+        if self.how == "interrupt":
+            return (raise_keyboard_interrupt, ())
+        return (int, ("not a number",))
+
+
+def raise_keyboard_interrupt():
+    raise KeyboardInterrupt
+
+
+def exits_when_unpickled(how):
+    return ExitsWhenUnpickled(how)

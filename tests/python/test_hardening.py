@@ -137,3 +137,40 @@ def test_a_payload_of_4_gib_or_more_is_refused_with_a_clear_error_not_cut():
         with pytest.raises(OverflowError, match="limit is 4294967295 bytes"):
             next(results)
         assert next(results) == b"\0\0\0\0"  # the pool goes on
+
+
+def test_a_task_the_worker_cannot_unpickle_fails_only_its_item_and_never_exits_anything():
+    from proc_tasks import ExitsWhenUnpickled
+
+    with sf.ProcessPoolExecutor(1) as ex:
+        future = ex.submit(abs, ExitsWhenUnpickled(3))
+        error = future.exception()
+        assert type(error) is sf.DeserializationError
+        assert isinstance(error, sf.BrokenProcessPool)
+        assert str(error).startswith("A task has failed to un-serialize.")
+        assert type(error.__cause__) is SystemExit and error.__cause__.code == 3
+        results = ex.map(abs, [-1, ExitsWhenUnpickled("value"), -3], chunksize=1)
+        assert next(results) == 1
+        with pytest.raises(sf.DeserializationError) as info:
+            next(results)
+        assert type(info.value.__cause__) is ValueError
+        assert next(results) == 3  # the pool goes on
+        assert ex.submit(abs, -7).result() == 7
+
+
+def test_a_result_the_parent_cannot_unpickle_fails_only_its_item_and_never_exits_the_caller():
+    from proc_tasks import exits_when_unpickled
+
+    with sf.ProcessPoolExecutor(1) as ex:
+        future = ex.submit(exits_when_unpickled, 4)
+        with pytest.raises(sf.DeserializationError, match="A result has failed to un-serialize") as info:
+            future.result()  # a SystemExit here would end the test run
+        assert type(info.value.__cause__) is SystemExit and info.value.__cause__.code == 4
+        outcomes = []
+        results = ex.map(exits_when_unpickled, ["value", "interrupt", 6], chunksize=1)
+        for _ in range(3):
+            try:
+                outcomes.append(next(results))
+            except sf.DeserializationError as e:
+                outcomes.append(type(e.__cause__))
+        assert outcomes == [ValueError, KeyboardInterrupt, SystemExit]
