@@ -159,6 +159,12 @@ class ProcessPoolExecutor(_base.Executor):
         if mp_context is None:
             if max_tasks_per_child is not None:
                 mp_context = mp.get_context("spawn")
+            elif (mp.get_start_method(allow_none=True) is None
+                  and "forkserver" in mp.get_all_start_methods()):
+                # Python 3.14's default on every version: workers are
+                # started from engine threads, and fork() in a process with
+                # threads is unsafe unless asked for (see README)
+                mp_context = mp.get_context("forkserver")
             else:
                 mp_context = mp.get_context()
         self._mp_context = mp_context

@@ -524,7 +524,12 @@ void sf_pool_break(sf_pool *pool)
 
 int sf_pool_broken(const sf_pool *pool) { return atomic_load(&((sf_pool *)pool)->broken); }
 
-int sf_pool_owns_current_thread(const sf_pool *pool) { return current_pool == pool; }
+/* In a forked child the thread that forked still has its thread-local:
+ * the parent's pool is nobody's there. */
+int sf_pool_owns_current_thread(const sf_pool *pool)
+{
+    return current_pool == pool && !sf__pool_forked(pool);
+}
 
 unsigned sf_pool_thread_count(const sf_pool *pool)
 {

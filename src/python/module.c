@@ -14,6 +14,7 @@
  * shutdown flags.  No locks of its own.
  */
 #include <errno.h>
+#include <pthread.h>
 
 #include "state.h"
 #include "broadcast.h"
@@ -21,6 +22,8 @@
 #include "pool_object.h"
 #include "process_serve.h"
 #include "streamfutures_proc.h"
+#include "thread_hooks.h"
+#include "worker_process.h"
 #include "zombies.h"
 
 static PyObject *module_reap(PyObject *module, PyObject *args)
@@ -106,9 +109,24 @@ static int add_type(PyObject *module, PyTypeObject **slot, PyType_Spec *spec)
     return PyModule_AddType(module, *slot);
 }
 
+/* Process pools fork their workers from engine threads (with the fork
+ * start method): in the child, that thread's thread-locals point at the
+ * parent's objects, so they are cleared (once per process, whatever the
+ * number of interpreters). */
+static void forget_engine_thread_in_child(void)
+{
+    sfpy_thread_hooks_forget_in_child();
+    sfpy_worker_process_forget_in_child();
+}
+
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+
+static void install_fork_handler(void) { pthread_atfork(NULL, NULL, forget_engine_thread_in_child); }
+
 static int module_exec(PyObject *module)
 {
     sfpy_state *st = sfpy_state_of(module);
+    pthread_once(&fork_handler_once, install_fork_handler);
     if (add_type(module, &st->pool_type, &sfpy_pool_spec) < 0 ||
         add_type(module, &st->map_iter_type, &sfpy_map_iter_spec) < 0 ||
         add_type(module, &st->broadcast_type, &sfpy_broadcast_spec) < 0 ||

@@ -36,6 +36,8 @@ sf_proc_worker *sfpy_current_worker_process(void)
     return current_box ? current_box->worker : NULL;
 }
 
+void sfpy_thread_hooks_forget_in_child(void) { current_box = NULL; }
+
 static void log_initializer_failure(const sfpy_state *st)
 {
     /* the stdlib logs with exc_info=True inside an except block; from C

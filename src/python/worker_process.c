@@ -18,6 +18,8 @@ static void release(void *unused)
     released_thread = PyEval_SaveThread();
 }
 
+void sfpy_worker_process_forget_in_child(void) { released_thread = NULL; }
+
 static void reacquire(void *unused)
 {
     (void)unused;

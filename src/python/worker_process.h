@@ -10,5 +10,7 @@
  * (the GIL released) until it is ready; NULL when none could start (the
  * pool is then broken).  The GIL is held on entry and exit. */
 sf_proc_worker *sfpy_worker_process_start(sfpy_pool_ctx *ctx);
+/* In a forked child: the forking thread's parked state is the parent's. */
+void sfpy_worker_process_forget_in_child(void);
 
 #endif

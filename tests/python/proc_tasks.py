@@ -129,3 +129,15 @@ def raise_keyboard_interrupt():
 
 def exits_when_unpickled(how):
     return ExitsWhenUnpickled(how)
+
+
+def nested_pools(n):
+    """A task that runs its own thread pool and process pool inside a worker
+    (with fork, the worker was forked from an engine thread)."""
+    import streamfutures as sf
+
+    with sf.ThreadPoolExecutor(2) as threads:
+        total = sum(threads.map(abs, range(-n, 0)))
+    with sf.ProcessPoolExecutor(1) as processes:
+        total += processes.submit(abs, -n).result()
+    return total

@@ -366,3 +366,19 @@ def test_interpreter_exit_with_a_running_pool_finishes_and_reaps():
     assert code == 0, err
     assert out.split() == ["0"]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pools_inside_a_worker_work_also_in_a_replacement_forked_from_an_engine_thread(method):
+    with pool(1, method) as ex:
+        assert ex.submit(t.nested_pools, 10).result() == 65
+        with pytest.raises(sf.WorkerCrashedError):
+            ex.submit(t.fail_badly, ("exit", 3)).result()
+        assert ex.submit(t.nested_pools, 4).result() == 14  # in the replacement
+
+
+def test_the_default_start_method_is_forkserver_unless_one_was_chosen():
+    with sf.ProcessPoolExecutor(1) as ex:
+        expected = "forkserver" if multiprocessing.get_start_method(allow_none=True) is None \
+            else multiprocessing.get_start_method()
+        assert ex._mp_context.get_start_method() == expected
