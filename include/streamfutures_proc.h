@@ -59,10 +59,17 @@ typedef struct sf_proc_msg {
  * sf_proc_channel_open (parent) and sf_proc_serve (worker). */
 #define SF_PROC_RING_MAX_BYTES ((size_t)1 << 40)
 int sf_proc_ring_create(size_t bytes);
-/* Own task_fd (write end), result_fd (read end), ring_fd (or -1) and a
- * pidfd for pid. */
+/* pidfd argument: the channel opens one itself (when the kernel has them). */
+#define SF_PROC_OPEN_PIDFD (-1)
+/* pidfd argument: use none; a death is seen as end of file on the result
+ * pipe (so only the parent may hold its write end besides the worker). */
+#define SF_PROC_NO_PIDFD (-2)
+/* Own task_fd (write end), result_fd (read end), ring_fd (or -1) and
+ * pidfd, a pidfd for pid (or SF_PROC_OPEN_PIDFD, SF_PROC_NO_PIDFD).  Once a
+ * channel has a pidfd it never signals pid by number: a reaped pid may be
+ * reused. */
 int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result_fd,
-                         int ring_fd);
+                         int ring_fd, int pidfd);
 int sf_proc_send(sf_proc_channel *ch, uint64_t id, uint32_t kind, const void *data,
                  uint32_t len);
 /* 0 with *msg, -ETIMEDOUT at deadline_ns (-1: none), -EPIPE once the worker
@@ -85,7 +92,18 @@ void sf_proc_channel_close(sf_proc_channel *ch);
  * reply is published before it returns, so a crash never loses it. */
 typedef struct sf_proc_server sf_proc_server;
 typedef int (*sf_proc_handler)(void *ctx, sf_proc_server *server, const sf_proc_msg *task);
-int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handler, void *ctx);
+/* Optional: a signal interrupted the wait for a task (e.g. to run the
+ * embedder's signal handlers); nonzero stops serving, and sf_proc_serve
+ * returns it. */
+typedef int (*sf_proc_on_signal)(void *ctx);
+int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handler,
+                  sf_proc_on_signal on_signal, void *ctx);
+/* Worker side, first thing: never outlive the parent, even busy in a task.
+ * The process is killed (SIGKILL) when the thread that started it ends
+ * (PR_SET_PDEATHSIG), and when the task pipe's write end, which only the
+ * parent holds, is closed (a thread watches for it): that covers a worker
+ * started through a fork server, whose starter is not the parent. */
+int sf_proc_die_with_parent(int task_fd);
 int sf_proc_reply(sf_proc_server *server, uint64_t id, uint32_t kind, const void *data,
                   uint32_t len);
 /* Nonzero when the parent cancelled item `id` (see sf_proc_cancel_below). */
@@ -100,7 +118,8 @@ int sf_proc_skip(const sf_proc_server *server, uint64_t id);
 typedef struct sf_proc_worker sf_proc_worker;
 typedef struct sf_proc_spawned {
     int pid, task_fd, result_fd, ring_fd; /* ring_fd may be -1 */
-    void *handle;                         /* the embedder's, given back to reap */
+    int pidfd;    /* or SF_PROC_OPEN_PIDFD, SF_PROC_NO_PIDFD (sf_proc_channel_open) */
+    void *handle; /* the embedder's, given back to reap */
 } sf_proc_spawned;
 typedef struct sf_proc_worker_ops {
     void *ctx;

@@ -32,14 +32,69 @@ RING_BYTES = 1 << 20
 
 _cpu_count = getattr(os, "process_cpu_count", os.cpu_count)
 
-# Parent-side channel descriptors of every live worker in this process.  A
-# worker started with fork inherits them and closes them first, or a dead
-# sibling's pipes would stay open and hide its parent's exit.
-_inherited_fds = set()
+# Every descriptor the pools of this process made for their workers
+# (pipes, result rings, pidfds), as fd -> (st_dev, st_ino), under _fds_lock.
+# A worker started with fork inherits all of them and closes all but its
+# own first: a sibling's pipe held open would hide that sibling's death and
+# its parent's exit.  A descriptor is made and registered under the lock,
+# and a fork happens under it, so no child inherits one unregistered.  The
+# engine closes a worker's descriptors before reap() forgets them, so an
+# entry is forgotten, or closed in a child, only while the number still
+# names the same file: meanwhile it may have been reused.
+_engine_fds = {}
+_fds_lock = threading.Lock()
+
+
+def _after_fork_in_child():
+    # a fork made while the lock was held (our own starts are) left the
+    # child's copy held by a thread that does not exist there
+    global _fds_lock
+    _fds_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _identity(fd):
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _register(fds):
+    """_fds_lock held: remember fds as the engine's; their identities."""
+    identities = {fd: _identity(fd) for fd in fds}
+    _engine_fds.update(identities)
+    return identities
+
+
+def _still_same(fd, identity):
+    try:
+        return _identity(fd) == identity
+    except OSError:
+        return False
+
+#: pidfds (Linux >= 5.3) tell a worker's death even if another process held
+#: its result pipe; False forces the fallback (end of file on that pipe).
+USE_PIDFD = hasattr(os, "pidfd_open")
+NO_PIDFD = -2  # SF_PROC_NO_PIDFD in include/streamfutures_proc.h
 
 # In a worker process: the descriptors it serves on (task pipe, result
 # pipe, result ring), all it needs of its parent's.
 _serving_fds = None
+
+
+def _open_pidfd(pid):
+    """A pidfd for pid, registered, or NO_PIDFD (forced, or the kernel or a
+    seccomp filter refuses it)."""
+    if not USE_PIDFD:
+        return NO_PIDFD
+    with _fds_lock:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return NO_PIDFD
+        _register((fd,))
+        return fd
 
 
 class _Fd:
@@ -64,14 +119,13 @@ def _worker_main(task, result, ring, initializer, initargs):
     # Ctrl-C is the parent's to handle: it cancels what has not started and
     # stops the workers, which would otherwise all print a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in _inherited_fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _inherited_fds.clear()
+    _engine.die_with_parent(task.fd)  # no orphan when the parent is killed mid-task
     global _serving_fds
     _serving_fds = (task.fd, result.fd, ring.fd)
+    for fd, identity in _engine_fds.items():
+        if fd not in _serving_fds and _still_same(fd, identity):
+            os.close(fd)
+    _engine_fds.clear()
     if initializer is not None:
         try:
             initializer(*initargs)
@@ -83,12 +137,20 @@ def _worker_main(task, result, ring, initializer, initargs):
     _engine.serve(task.fd, result.fd, ring.fd)
 
 
+def _close_fds(identities):
+    with _fds_lock:
+        for fd in identities:
+            del _engine_fds[fd]
+            os.close(fd)
+
+
 class _Spawner:
     """Starts and reaps the worker processes of one executor (called by the
     engine's worker threads, with the GIL)."""
 
     def __init__(self, mp_context, initializer, initargs):
         self.mp_context = mp_context
+        self.forks = mp_context.get_start_method() == "fork"
         self.initializer = initializer
         self.initargs = initargs
         self.processes = {}
@@ -98,31 +160,45 @@ class _Spawner:
     def spawn(self):
         if self.stopping:
             return None
-        task_r, task_w = os.pipe()
-        result_r, result_w = os.pipe()
-        ring = _engine.ring_create(RING_BYTES)
-        _inherited_fds.update((task_w, result_r))
+        with _fds_lock:  # made and registered before any fork can copy them
+            task_r, task_w = os.pipe()
+            result_r, result_w = os.pipe()
+            try:
+                ring = _engine.ring_create(RING_BYTES)
+            except BaseException:
+                for fd in (task_r, task_w, result_r, result_w):
+                    os.close(fd)
+                raise
+            identities = _register((task_r, task_w, result_r, result_w, ring))
         try:
             process = self.mp_context.Process(
                 target=_worker_main,
                 args=(_Fd(task_r), _Fd(result_w), _Fd(ring), self.initializer, self.initargs),
             )
-            process.start()
+            if self.forks:
+                with _fds_lock:  # the child's copy of _engine_fds is complete
+                    process.start()
+            else:
+                process.start()  # the child gets only the descriptors passed
         except BaseException:
-            _inherited_fds.difference_update((task_w, result_r))
-            for fd in (task_w, result_r, ring):
-                os.close(fd)
+            _close_fds(identities)
             raise
-        finally:
-            os.close(task_r)
-            os.close(result_w)
-        process._sf_fds = (task_w, result_r)
+        _close_fds({fd: identities[fd] for fd in (task_r, result_w)})  # the worker's ends
+        pidfd = _open_pidfd(process.pid)
+        # the engine owns task_w, result_r, ring and pidfd from here; reap
+        # forgets them once the engine closed them
+        process._sf_fds = {fd: identities[fd] for fd in (task_w, result_r, ring)}
+        if pidfd >= 0:
+            process._sf_fds[pidfd] = _engine_fds[pidfd]
         with self.lock:
             self.processes[process.pid] = process
-        return process, process.pid, task_w, result_r, ring
+        return process, process.pid, task_w, result_r, ring, pidfd
 
     def reap(self, process):
-        _inherited_fds.difference_update(process._sf_fds)  # the engine closed them
+        with _fds_lock:  # the engine closed them
+            for fd, identity in process._sf_fds.items():
+                if _engine_fds.get(fd) == identity:
+                    del _engine_fds[fd]
         process.join()
         with self.lock:
             self.processes.pop(process.pid, None)

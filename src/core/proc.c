@@ -34,9 +34,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,7 +155,7 @@ static int set_flags(int fd)
 }
 
 int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result_fd,
-                         int ring_fd)
+                         int ring_fd, int pidfd)
 {
     sf_proc_channel *ch = calloc(1, sizeof *ch);
     int rc;
@@ -175,7 +178,9 @@ int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result
     ch->result_fd = result_fd;
     /* pidfd (Linux >= 5.3) sees a death even if another process holds a
      * copy of the result pipe's write end; without it, end-of-file does */
-    ch->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd == SF_PROC_OPEN_PIDFD)
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    ch->pidfd = pidfd >= 0 ? pidfd : -1;
     if (ch->pidfd >= 0)
         fcntl(ch->pidfd, F_SETFD, FD_CLOEXEC);
     *out = ch;
@@ -365,9 +370,10 @@ void sf_proc_cancel_below(sf_proc_channel *ch, uint64_t id)
 
 int sf_proc_kill(sf_proc_channel *ch, int signo)
 {
-    /* through the pidfd there is no pid-reuse race */
-    if (ch->pidfd >= 0 && syscall(SYS_pidfd_send_signal, ch->pidfd, signo, NULL, 0) == 0)
-        return 0;
+    /* through the pidfd there is no pid-reuse race; once it says the
+     * process is gone (ESRCH), its pid may already be someone else's */
+    if (ch->pidfd >= 0)
+        return syscall(SYS_pidfd_send_signal, ch->pidfd, signo, NULL, 0) == 0 ? 0 : -errno;
     return kill(ch->pid, signo) == 0 ? 0 : -errno;
 }
 
@@ -386,6 +392,41 @@ void sf_proc_channel_close(sf_proc_channel *ch)
 }
 
 /* ---- worker side -------------------------------------------------------- */
+
+/* Polling with no events still reports a hang-up: the parent is gone (or
+ * closed the channel, by which time an orderly worker has exited). */
+static void *watch_parent(void *raw)
+{
+    struct pollfd fd = {.fd = (int)(intptr_t)raw, .events = 0};
+    for (;;) {
+        if (poll(&fd, 1, -1) < 0 && errno != EINTR)
+            return NULL;
+        if (fd.revents & POLLNVAL)
+            return NULL; /* the worker closed it: it is exiting anyway */
+        if (fd.revents & (POLLHUP | POLLERR))
+            kill(getpid(), SIGKILL); /* its results have nowhere to go */
+    }
+}
+
+int sf_proc_die_with_parent(int task_fd)
+{
+    pthread_t watcher;
+    pthread_attr_t attr;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        return -errno;
+    if (pthread_attr_init(&attr) != 0)
+        return -ENOMEM;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* the watcher blocks every signal, so the process's signals reach the
+     * serving thread (and its embedder's handlers) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&watcher, &attr, watch_parent, (void *)(intptr_t)task_fd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return -rc;
+}
 
 static int write_all(int fd, buffer *b)
 {
@@ -432,7 +473,8 @@ int sf_proc_skip(const sf_proc_server *s, uint64_t id)
     return s->ring && sf__ring_skip(s->ring, id);
 }
 
-int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handler, void *ctx)
+int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handler,
+                  sf_proc_on_signal on_signal, void *ctx)
 {
     sf_proc_server server = {task_fd, result_fd, NULL, {0}};
     buffer in = {0};
@@ -469,6 +511,8 @@ int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handl
             break; /* the parent closed the channel: done */
         else if (errno != EINTR) {
             rc = -errno;
+            break;
+        } else if (on_signal && (rc = on_signal(ctx)) != 0) {
             break;
         }
     }

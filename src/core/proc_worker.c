@@ -86,7 +86,7 @@ static void stop_idle_process(sf_proc_worker *w)
 
 int sf_proc_worker_start(sf_proc_worker *w)
 {
-    sf_proc_spawned s = {-1, -1, -1, -1, NULL};
+    sf_proc_spawned s = {-1, -1, -1, -1, SF_PROC_OPEN_PIDFD, NULL};
     sf_proc_msg msg;
     int rc;
     if (w->ch)
@@ -94,13 +94,16 @@ int sf_proc_worker_start(sf_proc_worker *w)
     if (w->ops.spawn(w->ops.ctx, &s) != 0)
         return -EAGAIN;
     w->handle = s.handle;
-    rc = sf_proc_channel_open(&w->ch, s.pid, s.task_fd, s.result_fd, s.ring_fd);
+    rc = sf_proc_channel_open(&w->ch, s.pid, s.task_fd, s.result_fd, s.ring_fd, s.pidfd);
     if (rc != 0) {
         close(s.task_fd);
         close(s.result_fd);
         if (s.ring_fd >= 0)
             close(s.ring_fd);
+        /* not reaped yet, so the pid is still this process's */
         kill(s.pid, SIGKILL);
+        if (s.pidfd >= 0)
+            close(s.pidfd);
         w->ops.reap(w->ops.ctx, s.handle);
         return rc;
     }

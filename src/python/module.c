@@ -66,6 +66,8 @@ static PyMethodDef module_methods[] = {
      "ring_create(bytes) -> fd of a shared-memory result ring for one worker process."},
     {"serve", sfpy_serve, METH_VARARGS,
      "serve(task_fd, result_fd, ring_fd): a worker process's loop (returns when told to stop)."},
+    {"die_with_parent", sfpy_die_with_parent, METH_O,
+     "die_with_parent(task_fd): this worker process never outlives its parent."},
     {"broadcast", sfpy_broadcast, METH_VARARGS,
      "broadcast(iterable, n, buffersize) -> (Broadcast, readers): one input read once by n "
      "readers, at most buffersize items (0: no bound) ahead of the slowest open one."},

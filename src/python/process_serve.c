@@ -98,6 +98,17 @@ static int serve_batch(void *raw, sf_proc_server *server, const sf_proc_msg *tas
 }
 
 /* serve(task_fd, result_fd, ring_fd): run until the parent says stop. */
+/* A signal interrupted the wait for a task: run the Python handlers now,
+ * as an idle stdlib worker would, not only when the next task comes. */
+static int run_signal_handlers(void *raw)
+{
+    serving *s = raw;
+    PyEval_RestoreThread(s->thread);
+    int rc = PyErr_CheckSignals() < 0 ? -EINTR : 0;
+    s->thread = PyEval_SaveThread();
+    return rc;
+}
+
 PyObject *sfpy_serve(PyObject *module, PyObject *args)
 {
     int task_fd, result_fd, ring_fd;
@@ -105,9 +116,25 @@ PyObject *sfpy_serve(PyObject *module, PyObject *args)
         return NULL;
     serving s = {sfpy_state_of(module), NULL};
     s.thread = PyEval_SaveThread(); /* other threads run while we read */
-    int rc = sf_proc_serve(task_fd, result_fd, ring_fd, serve_batch, &s);
+    int rc = sf_proc_serve(task_fd, result_fd, ring_fd, serve_batch, run_signal_handlers, &s);
     PyEval_RestoreThread(s.thread);
+    if (rc == -EINTR && PyErr_Occurred())
+        return NULL; /* a signal handler raised (e.g. SystemExit): the worker ends */
     if (rc != 0 && rc != -EPIPE) {
+        errno = -rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject *sfpy_die_with_parent(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int task_fd;
+    if (!PyArg_Parse(arg, "i", &task_fd))
+        return NULL;
+    int rc = sf_proc_die_with_parent(task_fd);
+    if (rc != 0) {
         errno = -rc;
         return PyErr_SetFromErrno(PyExc_OSError);
     }

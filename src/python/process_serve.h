@@ -6,5 +6,7 @@
 #include "state.h"
 
 PyObject *sfpy_serve(PyObject *module, PyObject *args);
+/* die_with_parent(task_fd): sf_proc_die_with_parent for a worker process. */
+PyObject *sfpy_die_with_parent(PyObject *module, PyObject *task_fd);
 
 #endif

@@ -39,8 +39,8 @@ static int spawn(void *raw, sf_proc_spawned *out)
         Py_DECREF(r);
         return -1;
     }
-    if (!PyArg_ParseTuple(r, "Oiiii", &handle, &out->pid, &out->task_fd, &out->result_fd,
-                          &out->ring_fd)) {
+    if (!PyArg_ParseTuple(r, "Oiiiii", &handle, &out->pid, &out->task_fd, &out->result_fd,
+                          &out->ring_fd, &out->pidfd)) {
         PyErr_WriteUnraisable(ctx->proc->spawn);
         Py_DECREF(r);
         return -1;

@@ -97,14 +97,14 @@ static worker start_worker_with(int use_ring)
         gate_fd = gate[0];
         worker_ring_fd = ring;
         worker_result_fd = results[1];
-        _exit(sf_proc_serve(tasks[0], results[1], ring, handle, NULL) == 0 ? 0 : 3);
+        _exit(sf_proc_serve(tasks[0], results[1], ring, handle, NULL, NULL) == 0 ? 0 : 3);
     }
     close(tasks[0]);
     close(results[1]);
     close(gate[0]);
     w.pid = pid;
     w.gate_w = gate[1];
-    if (sf_proc_channel_open(&w.ch, pid, tasks[1], results[0], ring) != 0)
+    if (sf_proc_channel_open(&w.ch, pid, tasks[1], results[0], ring, SF_PROC_OPEN_PIDFD) != 0)
         abort();
     sf_proc_msg ready;
     if (sf_proc_recv(w.ch, &ready, -1) != 0 || ready.kind != SF_PROC_KIND_READY)
@@ -213,6 +213,48 @@ static void corrupt_ring(int *failed_, const char *task)
 TEST(proc_a_ring_head_beyond_the_ring_is_refused_not_followed) { corrupt_ring(failed_, "smash:h"); }
 TEST(proc_a_ring_head_off_the_record_grid_is_refused) { corrupt_ring(failed_, "smash:a"); }
 TEST(proc_a_record_longer_than_what_was_published_is_refused) { corrupt_ring(failed_, "smash:l"); }
+
+static void note_signal(int signo) { (void)signo; }
+static int stop_on_signal(void *ctx) { (void)ctx; return 7; }
+
+/* An idle worker interrupted by a signal tells its embedder (who runs its
+ * signal handlers, and may stop serving), instead of reading on. */
+TEST(proc_a_signal_reaches_the_embedder_of_an_idle_worker)
+{
+    int tasks[2], results[2];
+    if (pipe2(tasks, O_CLOEXEC) || pipe2(results, O_CLOEXEC))
+        abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        struct sigaction sa = {.sa_handler = note_signal}; /* no SA_RESTART */
+        sigaction(SIGUSR1, &sa, NULL);
+        close(tasks[1]);
+        close(results[0]);
+        int rc = sf_proc_serve(tasks[0], results[1], -1, handle, stop_on_signal, NULL);
+        _exit(rc == 7 ? 7 : 3);
+    }
+    close(tasks[0]);
+    close(results[1]);
+    sf_proc_channel *ch = NULL;
+    sf_proc_msg msg;
+    CHECK_EQ(sf_proc_channel_open(&ch, pid, tasks[1], results[0], -1, SF_PROC_OPEN_PIDFD), 0);
+    CHECK_EQ(sf_proc_recv(ch, &msg, in_ms(10000)), 0);
+    CHECK_EQ(msg.kind, SF_PROC_KIND_READY);
+    /* a signal that lands before the worker sleeps in read() interrupts
+     * nothing: send until one lands in it */
+    int rc = -ETIMEDOUT;
+    for (int attempt = 0; attempt < 100 && rc == -ETIMEDOUT; attempt++) {
+        CHECK_EQ(sf_proc_kill(ch, SIGUSR1), 0);
+        rc = sf_proc_recv(ch, &msg, in_ms(100));
+    }
+    CHECK_EQ(rc, -EPIPE);
+    sf_proc_channel_close(ch);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+}
 
 TEST(proc_exit_code_is_seen)
 {

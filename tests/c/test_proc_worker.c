@@ -90,12 +90,12 @@ static int spawn(void *ctx, sf_proc_spawned *out)
         started_fd = h->started_w;
         if (h->fail_setup) /* like an initializer that raised */
             _exit(0);
-        _exit(sf_proc_serve(tasks[0], results[1], ring, serve_items, NULL) == 0 ? 0 : 3);
+        _exit(sf_proc_serve(tasks[0], results[1], ring, serve_items, NULL, NULL) == 0 ? 0 : 3);
     }
     close(tasks[0]);
     close(results[1]);
     h->spawned++;
-    *out = (sf_proc_spawned){pid, tasks[1], results[0], ring, (void *)(intptr_t)pid};
+    *out = (sf_proc_spawned){pid, tasks[1], results[0], ring, SF_PROC_OPEN_PIDFD, (void *)(intptr_t)pid};
     return 0;
 }
 

@@ -141,3 +141,19 @@ def nested_pools(n):
     with sf.ProcessPoolExecutor(1) as processes:
         total += processes.submit(abs, -n).result()
     return total
+
+
+def pid_after(seconds):
+    """This worker's pid, after holding the worker for a while (so that
+    items submitted together start one worker each)."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def note_signals_in(path):
+    """An initializer: SIGUSR1 appends a line to path."""
+    def handler(signo, frame):
+        with open(path, "a") as f:
+            f.write("signal\n")
+
+    signal.signal(signal.SIGUSR1, handler)

@@ -382,3 +382,103 @@ def test_the_default_start_method_is_forkserver_unless_one_was_chosen():
         expected = "forkserver" if multiprocessing.get_start_method(allow_none=True) is None \
             else multiprocessing.get_start_method()
         assert ex._mp_context.get_start_method() == expected
+
+
+# 6. descriptors and process lifetime ----------------------------------------
+
+
+def descriptors_of(pid):
+    """fd number -> what it is (as /proc shows it), fds above stderr."""
+    found = {}
+    for name in os.listdir("/proc/%d/fd" % pid):
+        if int(name) > 2:
+            try:
+                found[int(name)] = os.readlink("/proc/%d/fd/%s" % (pid, name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_worker_holds_only_its_own_descriptors(method):
+    with pool(4, method) as ex:
+        # started at the same time: their spawns race
+        pids = set(f.result() for f in [ex.submit(t.pid_after, 0.3) for _ in range(4)])
+        assert len(pids) == 4
+        # each worker's pipes, as the parent knows them
+        pipes_of = {}
+        for pid, process in ex._spawner.processes.items():
+            task_w, result_r = list(process._sf_fds)[:2]
+            pipes_of[pid] = {os.readlink("/proc/self/fd/%d" % fd) for fd in (task_w, result_r)}
+        assert set(pipes_of) == pids
+        every_pipe = set().union(*pipes_of.values())
+        for pid in pids:
+            held = descriptors_of(pid).values()
+            assert {d for d in held if d in every_pipe} == pipes_of[pid]  # no sibling's
+            assert sum("streamfutures-results" in d for d in held) == 1  # its own ring
+            assert not [d for d in held if "pidfd" in d]  # the parent's pidfds stay there
+        for fd in descriptors_of(os.getpid()):  # the parent's: none leaks into an exec
+            if fd in {fd for p in ex._spawner.processes.values() for fd in p._sf_fds}:
+                assert os.get_inheritable(fd) is False
+
+
+@pytest.mark.parametrize("kind", ["exit", "sigkill", "segfault"])
+def test_without_pidfd_a_death_is_still_seen_with_siblings_running(kind, monkeypatch):
+    monkeypatch.setattr(sf.process, "USE_PIDFD", False)
+    with pool(4) as ex:
+        assert len(set(ex.map(t.pid_after, [0.2] * 4, chunksize=1))) == 4
+        assert not [d for p in ex._spawner.processes for d in descriptors_of(os.getpid()).values()
+                    if "pidfd" in d]
+        check_only_item_3_failed(outcomes(ex.map(t.fail_badly, crash_items(kind), chunksize=8)), kind)
+        assert list(ex.map(t.square, range(20))) == [i * i for i in range(20)]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_worker_busy_in_a_task_dies_with_its_killed_parent(method):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+        import multiprocessing, os, time
+        import streamfutures as sf
+        if __name__ == "__main__":
+            ex = sf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context({method!r}))
+            print(ex.submit(os.getpid).result(), flush=True)
+            ex.submit(time.sleep, 120)
+            time.sleep(120)
+        """)],
+        env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))),
+        stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    import time
+    time.sleep(0.3)  # the worker is inside time.sleep(120)
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    for _ in range(2000):
+        try:
+            with open("/proc/%d/stat" % worker) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break  # dead, waiting for whoever adopted it to reap it
+        except FileNotFoundError:
+            break
+        time.sleep(0.005)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent")
+
+
+def test_an_idle_worker_runs_its_python_signal_handlers(tmp_path):
+    import time
+
+    marker = str(tmp_path / "signals")
+    with pool(1, "forkserver", initializer=t.note_signals_in, initargs=(marker,)) as ex:
+        worker = ex.submit(os.getpid).result()
+        # idle now, waiting for a task in C; a signal that lands before it
+        # sleeps interrupts nothing, so send until one is handled
+        for _ in range(200):
+            os.kill(worker, signal.SIGUSR1)
+            time.sleep(0.01)
+            if os.path.exists(marker):
+                break
+        assert os.path.exists(marker), "the handler never ran while the worker was idle"
+        assert ex.submit(os.getpid).result() == worker  # it goes on serving
