@@ -137,14 +137,17 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
                             const sfpy_map_request *rq)
 {
     SfMapIterObject *it = PyObject_GC_New(SfMapIterObject, pool_ctx->state->map_iter_type);
+    if (!it)
+        return NULL;
+    /* what dealloc reads is set before anything can fail */
+    it->map = NULL;
+    it->weakreflist = NULL;
+    it->pool = Py_NewRef(owner);
     sfpy_map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
-    if (!it || !ctx) {
-        Py_XDECREF(it);
-        PyMem_RawFree(ctx);
+    if (!ctx) {
+        Py_DECREF(it);
         return PyErr_NoMemory();
     }
-    it->map = NULL;
-    it->pool = Py_NewRef(owner);
     it->pool_ctx = pool_ctx;
     int64_t timeout_ns = rq->timeout < 0 ? -1 : sfpy_timeout_ns(rq->timeout);
     it->deadline = timeout_ns < 0 ? -1 : sf_now_ns() + timeout_ns;
@@ -152,7 +155,6 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->stop_when_dropped = rq->stop_when_dropped;
     it->sleepers = 0;
     memset(&it->last_stats, 0, sizeof it->last_stats);
-    it->weakreflist = NULL;
     ctx->fn = Py_NewRef(rq->fn);
     ctx->iterator = Py_NewRef(rq->iterator);
     ctx->upstream_map = Py_TYPE(rq->iterator) == pool_ctx->state->map_iter_type;

@@ -103,6 +103,17 @@ static int map_finish(map_codec *c, int pos, PyObject *value, int failed)
     return c->npending == PUBLISH_AT_ONCE ? map_flush(c) : 0;
 }
 
+/* Items pos[0..n) fail with exc (a new reference, consumed): nothing is
+ * sent for them, and no error is left pending. */
+static int fail_items(map_codec *c, const int *pos, int n, PyObject *exc)
+{
+    int cancelled = 0;
+    for (int i = 0; i < n; i++)
+        cancelled |= map_finish(c, pos[i], Py_NewRef(exc), 1);
+    Py_DECREF(exc);
+    return cancelled;
+}
+
 static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *len)
 {
     map_codec *c = raw;
@@ -124,8 +135,11 @@ static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *
     if (!sent)
         return cancelled;
     PyObject *items = PyList_New(*n);
-    if (!items)
-        return -1;
+    if (!items) {
+        cancelled |= fail_items(c, pos, *n, sfpy_fetch_exception());
+        *n = 0;
+        return cancelled;
+    }
     for (int i = 0; i < *n; i++)
         PyList_SET_ITEM(items, i, Py_NewRef((PyObject *)values[pos[i]]));
     c->payload = pickle_batch(st, c->map->fn, mode, items);
@@ -140,14 +154,19 @@ static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *
         PyErr_Clear();
         int kept = 0;
         PyObject *sendable = PyList_New(0);
-        for (int i = 0; i < *n && sendable; i++) {
+        if (!sendable) {
+            cancelled |= fail_items(c, pos, *n, sfpy_fetch_exception());
+            *n = 0;
+        }
+        for (int i = 0; i < *n; i++) {
             PyObject *item = PyList_GET_ITEM(items, i);
             PyObject *alone = fn_error ? NULL : sfpy_pickle(st, item);
             if (alone) {
                 Py_DECREF(alone);
-                PyList_Append(sendable, item);
-                pos[kept++] = pos[i];
-                continue;
+                if (PyList_Append(sendable, item) == 0) {
+                    pos[kept++] = pos[i];
+                    continue;
+                }
             }
             PyObject *exc = fn_error ? Py_NewRef(fn_error) : pickling_exception(st);
             cancelled |= map_finish(c, pos[i], exc, 1);
@@ -159,10 +178,7 @@ static int map_encode(void *raw, int *pos, int *n, const void **data, uint32_t *
         if (kept && !c->payload) {
             /* pickles alone but not together (a shared unpicklable part):
              * give up on these items with that error */
-            PyObject *exc = pickling_exception(st);
-            for (int i = 0; i < kept; i++)
-                cancelled |= map_finish(c, pos[i], Py_NewRef(exc), 1);
-            Py_DECREF(exc);
+            cancelled |= fail_items(c, pos, kept, pickling_exception(st));
             *n = 0;
         }
     }

@@ -117,16 +117,27 @@ static void stop(void *raw, void *state)
     free(box);
 }
 
+/* A thread whose start failed before it had a thread state (no memory)
+ * is still attached once, to break the pool (whose drops touch Python):
+ * it borrows one through PyGILState for that. */
+static _Thread_local PyGILState_STATE borrowed_gil;
+
 static void attach(void *ctx, void *state)
 {
     (void)ctx;
-    PyEval_RestoreThread(((thread_box *)state)->tstate);
+    if (!state)
+        borrowed_gil = PyGILState_Ensure();
+    else
+        PyEval_RestoreThread(((thread_box *)state)->tstate);
 }
 
 static void detach(void *ctx, void *state)
 {
     (void)ctx;
-    ((thread_box *)state)->tstate = PyEval_SaveThread();
+    if (!state)
+        PyGILState_Release(borrowed_gil);
+    else
+        ((thread_box *)state)->tstate = PyEval_SaveThread();
 }
 
 sf_thread_hooks sfpy_thread_hooks(sfpy_pool_ctx *ctx)
