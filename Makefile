@@ -14,7 +14,7 @@ CORE_SRC = $(wildcard src/core/*.c)
 CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
-.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean fuzz fuzz-quick
 
 all: lib ext
 
@@ -43,6 +43,20 @@ build/%/test_runner: $(TEST_SRC) tests/c/test.h $(CORE_SRC) $(CORE_HDR)
 
 SAN_asan = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 SAN_tsan = -fsanitize=thread
+
+# the decoders of what a worker sends, fed mutated traffic (tests/fuzz/):
+# a fixed count in `make test`, longer in `make fuzz`
+build/fuzz_proc: tests/fuzz/fuzz_proc.c $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer $(SAN_asan) -Isrc/core tests/fuzz/fuzz_proc.c $(CORE_SRC) -o $@
+
+FUZZ_ROUNDS ?= 3000
+fuzz-quick: build/fuzz_proc ext
+	ASAN_OPTIONS=detect_leaks=1 ./build/fuzz_proc $(FUZZ_ROUNDS) 1
+	$(VPY) tests/fuzz/fuzz_wire.py $$(( $(FUZZ_ROUNDS) * 10 )) 1
+
+fuzz:
+	$(MAKE) fuzz-quick FUZZ_ROUNDS=300000
 
 c-test: build/test_runner
 	./build/test_runner
@@ -88,7 +102,7 @@ py-test: ext
 layers:
 	$(PYTHON) tests/check_layers.py
 
-test: layers c-test sanitize example py-test
+test: layers c-test sanitize example fuzz-quick py-test
 
 demo: ext
 	$(VPY) examples/seed000_demo.py

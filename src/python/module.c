@@ -23,6 +23,7 @@
 #include "process_serve.h"
 #include "streamfutures_proc.h"
 #include "thread_hooks.h"
+#include "wire.h"
 #include "worker_process.h"
 #include "zombies.h"
 
@@ -34,6 +35,39 @@ static PyObject *module_reap(PyObject *module, PyObject *args)
     if (sfpy_zombies_reap(sfpy_state_of(module), block) < 0)
         return NULL;
     Py_RETURN_NONE;
+}
+
+/* wire_encode(value) -> (kind, bytes): a result as a worker sends it. */
+static PyObject *module_wire_encode(PyObject *module, PyObject *value)
+{
+    sfpy_wire_value w;
+    if (sfpy_wire_encode(sfpy_state_of(module), value, &w) != 0)
+        return NULL;
+    PyObject *r = Py_BuildValue("(Iy#)", w.kind, (const char *)w.data, (Py_ssize_t)w.len);
+    sfpy_wire_release(&w);
+    return r;
+}
+
+/* wire_decode(kind, bytes) -> (value, failed): what the parent makes of a
+ * reply; for tests and the fuzz harness (tests/fuzz/fuzz_wire.py). */
+static PyObject *module_wire_decode(PyObject *module, PyObject *args)
+{
+    unsigned int kind;
+    Py_buffer data;
+    int failed;
+    if (!PyArg_ParseTuple(args, "Iy*", &kind, &data))
+        return NULL;
+    if (data.len > (Py_ssize_t)SFPY_MAX_MESSAGE_BYTES) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_OverflowError, "a reply is at most 4 GiB - 1 bytes");
+        return NULL;
+    }
+    PyObject *value =
+        sfpy_wire_decode(sfpy_state_of(module), kind, data.buf, (uint32_t)data.len, &failed);
+    PyBuffer_Release(&data);
+    if (!value)
+        return NULL;
+    return Py_BuildValue("(Ni)", value, failed);
 }
 
 static PyObject *module_set_exiting(PyObject *module, PyObject *unused)
@@ -66,6 +100,10 @@ static PyMethodDef module_methods[] = {
      "ring_create(bytes) -> fd of a shared-memory result ring for one worker process."},
     {"serve", sfpy_serve, METH_VARARGS,
      "serve(task_fd, result_fd, ring_fd): a worker process's loop (returns when told to stop)."},
+    {"wire_encode", module_wire_encode, METH_O,
+     "wire_encode(value) -> (kind, bytes): a result as a worker sends it."},
+    {"wire_decode", module_wire_decode, METH_VARARGS,
+     "wire_decode(kind, bytes) -> (value, failed): a reply as the parent reads it."},
     {"die_with_parent", sfpy_die_with_parent, METH_O,
      "die_with_parent(task_fd): this worker process never outlives its parent."},
     {"broadcast", sfpy_broadcast, METH_VARARGS,

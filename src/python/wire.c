@@ -300,6 +300,10 @@ PyObject *sfpy_wire_decode(const sfpy_state *st, uint32_t kind, const void *data
 {
     int task_failed = (kind & WIRE_TASK_UNPICKLING_FAILED) != 0;
     PyObject *value = decode(st, kind & ~WIRE_TASK_UNPICKLING_FAILED, data, len, failed);
+    if (value && *failed && !PyExceptionInstance_Check(value)) {
+        Py_DECREF(value); /* an "exception" that is none: the reply is corrupt */
+        value = malformed();
+    }
     if (!value) { /* anything unpickling raised, SystemExit included, stays this item's */
         *failed = 1;
         return unpickling_failed(st, 0, sfpy_fetch_exception());
