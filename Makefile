@@ -14,7 +14,7 @@ CORE_SRC = $(wildcard src/core/*.c)
 CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
-.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean fuzz fuzz-quick
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean fuzz fuzz-quick stress stress-quick
 
 all: lib ext
 
@@ -57,6 +57,14 @@ fuzz-quick: build/fuzz_proc ext
 
 fuzz:
 	$(MAKE) fuzz-quick FUZZ_ROUNDS=300000
+
+# every fault mode x API x pool x start method, each run in a fresh
+# interpreter (tests/stress/): once each in `make test`, 8 times in `make stress`
+stress-quick: ext
+	$(VPY) tests/stress/stress.py --repeat 1
+
+stress: ext
+	$(VPY) tests/stress/stress.py --repeat 8
 
 c-test: build/test_runner
 	./build/test_runner
@@ -102,7 +110,7 @@ py-test: ext
 layers:
 	$(PYTHON) tests/check_layers.py
 
-test: layers c-test sanitize example fuzz-quick py-test
+test: layers c-test sanitize example fuzz-quick py-test stress-quick
 
 demo: ext
 	$(VPY) examples/seed000_demo.py

@@ -54,6 +54,10 @@ typedef struct sf_proc_msg {
 #define SF_PROC_KIND_EXIT 0xffffffffu     /* task: stop serving */
 #define SF_PROC_KIND_READY 0xfffffffeu    /* reply: the worker is serving */
 #define SF_PROC_KIND_SKIPPED 0xfffffffcu  /* reply: the item was cancelled unstarted */
+/* reply: the worker could not read this item's message, which held more
+ * than one item; the engine sends it again in a message of its own, so
+ * an unreadable item fails alone (its reply to that one is final) */
+#define SF_PROC_KIND_RESEND_ALONE 0xfffffffbu
 /* A memfd holding an empty result ring of at least `bytes`, or -errno
  * (-EINVAL above SF_PROC_RING_MAX_BYTES).  Give it to both
  * sf_proc_channel_open (parent) and sf_proc_serve (worker). */

@@ -129,6 +129,7 @@ typedef struct run_state {
     int *pending, npending;
     int *flight; /* positions by id - flight_base */
     unsigned char *answered;
+    unsigned char *alone; /* by position: to be sent in a message of its own */
     int nflight, unanswered;
     int first_unanswered; /* index of the oldest item in flight not answered */
     uint64_t flight_base;
@@ -149,7 +150,12 @@ static void note_cancel(sf_proc_worker *w, run_state *r)
 static void send_some(sf_proc_worker *w, run_state *r, int64_t timeout_ns)
 {
     const sf_proc_codec *codec = r->codec;
-    int m = r->npending;
+    int m = 0;
+    if (r->alone[r->pending[0]])
+        m = 1; /* an item its worker could not read with others */
+    else
+        while (m < r->npending && !r->alone[r->pending[m]])
+            m++;
     if (w->max_tasks && (unsigned)m > w->max_tasks - w->tasks_done)
         m = (int)(w->max_tasks - w->tasks_done);
     if (r->nflight == 0) {
@@ -249,8 +255,14 @@ static void take_reply(sf_proc_worker *w, run_state *r, int64_t timeout_ns)
         r->first_unanswered++;
     if (timeout_ns > 0) /* the clock costs more than a trivial item */
         r->progress = sf_now_ns();
-    if (msg.kind != SF_PROC_KIND_SKIPPED && codec->reply(codec->ctx, r->flight[k], &msg))
+    if (msg.kind == SF_PROC_KIND_RESEND_ALONE) {
+        if (!r->cancelled && !r->alone[r->flight[k]]) { /* once: alone, its reply is final */
+            r->alone[r->flight[k]] = 1;
+            r->pending[r->npending++] = r->flight[k];
+        }
+    } else if (msg.kind != SF_PROC_KIND_SKIPPED && codec->reply(codec->ctx, r->flight[k], &msg)) {
         note_cancel(w, r);
+    }
     if (r->unanswered == 0)
         r->nflight = 0;
 }
@@ -262,10 +274,12 @@ int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t ti
     r.pending = malloc((size_t)cap * sizeof *r.pending);
     r.flight = malloc((size_t)cap * sizeof *r.flight);
     r.answered = malloc((size_t)cap);
-    if (!r.pending || !r.flight || !r.answered) {
+    r.alone = calloc((size_t)cap, 1);
+    if (!r.pending || !r.flight || !r.answered || !r.alone) {
         free(r.pending);
         free(r.flight);
         free(r.answered);
+        free(r.alone);
         return -ENOMEM;
     }
     for (int i = 0; i < codec->count; i++)
@@ -319,6 +333,7 @@ int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t ti
     free(r.pending);
     free(r.flight);
     free(r.answered);
+    free(r.alone);
     return rc;
 }
 

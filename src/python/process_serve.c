@@ -51,18 +51,25 @@ static int serve_locked(const sfpy_state *st, sf_proc_server *server, const sf_p
     PyObject *batch = sfpy_unpickle(st, task->data, task->len);
     PyObject *fn, *items;
     long mode;
-    if (!batch || !PyArg_ParseTuple(batch, "OlO!", &fn, &mode, &PyList_Type, &items)) {
-        /* cannot even read the batch: every item gets the error */
+    int readable = batch && PyArg_ParseTuple(batch, "OlO!", &fn, &mode, &PyList_Type, &items);
+    if (!readable && task->kind > 1) {
+        /* one unreadable item spoils its message: have each sent alone */
         int rc = 0;
+        Py_XDECREF(batch);
+        PyErr_Clear();
+        for (uint64_t id = task->id; rc == 0 && id < task->id + task->kind; id++)
+            rc = sf_proc_reply(server, id, SF_PROC_KIND_RESEND_ALONE, NULL, 0);
+        return rc;
+    }
+    if (!readable) {
+        /* this item alone cannot be read: that is its error */
         Py_XDECREF(batch);
         PyObject *exc = sfpy_fetch_exception();
         sfpy_wire_value w;
         sfpy_wire_encode_exception(st, exc, &w);
         sfpy_wire_mark_task_unpickling_failed(&w);
         Py_DECREF(exc);
-        /* a task's kind is its number of items */
-        for (uint64_t id = task->id; rc == 0 && id < task->id + task->kind; id++)
-            rc = sf_proc_reply(server, id, w.kind, w.data, w.len);
+        int rc = sf_proc_reply(server, task->id, w.kind, w.data, w.len);
         sfpy_wire_release(&w);
         return rc;
     }

@@ -149,12 +149,13 @@ def test_a_task_the_worker_cannot_unpickle_fails_only_its_item_and_never_exits_a
         assert isinstance(error, sf.BrokenProcessPool)
         assert str(error).startswith("A task has failed to un-serialize.")
         assert type(error.__cause__) is SystemExit and error.__cause__.code == 3
-        results = ex.map(abs, [-1, ExitsWhenUnpickled("value"), -3], chunksize=1)
-        assert next(results) == 1
-        with pytest.raises(sf.DeserializationError) as info:
-            next(results)
-        assert type(info.value.__cause__) is ValueError
-        assert next(results) == 3  # the pool goes on
+        for chunksize in (1, 4, None):  # in a batch too, only that item fails
+            results = ex.map(abs, [-1, ExitsWhenUnpickled("value"), -3, -4], chunksize=chunksize)
+            assert next(results) == 1
+            with pytest.raises(sf.DeserializationError) as info:
+                next(results)
+            assert type(info.value.__cause__) is ValueError
+            assert list(results) == [3, 4]  # the pool goes on
         assert ex.submit(abs, -7).result() == 7
 
 
