@@ -14,22 +14,73 @@ CORE_SRC = $(wildcard src/core/*.c)
 CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
-.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean fuzz fuzz-quick stress stress-quick
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform
 
 all: lib ext
 
 CORE_OBJ = $(patsubst src/core/%.c,build/obj/%.o,$(CORE_SRC))
 
+# hidden by default: only what the public headers mark SF_API is exported
 build/obj/%.o: src/core/%.c $(CORE_HDR)
 	@mkdir -p build/obj
-	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 # made anew, so an object of a renamed or removed source never lingers
 build/libstreamfutures.a: $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $(CORE_OBJ)
 
-lib: build/libstreamfutures.a
+# the version, stated once, in include/streamfutures.h
+VERSION := $(shell sed -n 's/^\#define SF_VERSION_STRING "\(.*\)"/\1/p' include/streamfutures.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+SONAME = libstreamfutures.so.$(SOMAJOR)
+
+build/libstreamfutures.so.$(VERSION): $(CORE_OBJ)
+	$(CC) -shared -pthread -Wl,-soname,$(SONAME) $(CORE_OBJ) -o $@
+
+lib: build/libstreamfutures.a build/libstreamfutures.so.$(VERSION)
+
+# no internal symbol (sf__*) leaves the shared library
+check-exports: build/libstreamfutures.so.$(VERSION)
+	@if nm -D --defined-only $< | grep -E ' sf__'; then echo "internal symbols exported"; exit 1; fi
+	@test "$$(nm -D --defined-only $< | grep -c ' sf_')" -gt 50
+	@echo "exports: $$(nm -D --defined-only $< | grep -c ' sf_') public sf_ symbols, no internal one"
+
+PREFIX ?= /usr/local
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/streamfutures.h include/streamfutures_proc.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 build/libstreamfutures.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 build/libstreamfutures.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libstreamfutures.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libstreamfutures.so
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
+	  'Name: streamfutures' 'Description: lazy, bounded, streaming map and worker pools (C engine of streamfutures)' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir} -pthread' 'Libs: -L$${libdir} -lstreamfutures -pthread' \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/streamfutures.pc
+
+# the C examples built against an installed copy, found with pkg-config
+# (pkgconf from PyPI in the venv), linked to the shared library
+INSTALL_TEST = $(CURDIR)/build/install-test
+install-test: venv
+	rm -rf $(INSTALL_TEST)
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST)
+	$(VPY) -m pip install -q pkgconf
+	@for example in examples/c/*.c; do \
+	  out=build/installed_$$(basename $$example .c); \
+	  $(CC) -std=c11 $(WARN) $$example -o $$out \
+	    $$(PKG_CONFIG_PATH=$(INSTALL_TEST)/lib/pkgconfig $(VENV)/bin/pkgconf --cflags --libs streamfutures) || exit 1; \
+	  readelf -d $$out | grep -q 'NEEDED.*$(SONAME)' || { echo "$$out does not use $(SONAME)"; exit 1; }; \
+	done
+	@test "$$(seq 1 1000 | LD_LIBRARY_PATH=$(INSTALL_TEST)/lib ./build/installed_fanout_stats -b 16)" = "count=1000 sum=500500 min=1 max=1000"
+	@seq 1 2000 | LD_LIBRARY_PATH=$(INSTALL_TEST)/lib ./build/installed_ordered_lines -j 4 -w 8 | cmp - <(seq 1 2000 | tr a-z A-Z)
+	@echo "install: examples/c built with pkg-config against $(SONAME) $(VERSION), installed under build/install-test"
+
+# a platform without futex, pidfd and memfd is refused at once, by name
+check-platform:
+	@if $(CC) -U__linux__ -fsyntax-only -Iinclude src/core/sync.c 2>build/platform.txt; then \
+	  echo "a non-Linux build was not refused"; exit 1; fi
+	@grep -q 'streamfutures needs Linux' build/platform.txt && echo "platform: a non-Linux build stops at once with a message that says why"
 
 # --wrap=realloc: tests/c/test_map.c makes the engine's reallocs fail
 TEST_LDFLAGS = -Wl,--wrap=realloc
@@ -110,7 +161,7 @@ py-test: ext
 layers:
 	$(PYTHON) tests/check_layers.py
 
-test: layers c-test sanitize example fuzz-quick py-test stress-quick
+test: layers c-test sanitize example check-exports check-platform install-test fuzz-quick py-test stress-quick
 
 demo: ext
 	$(VPY) examples/seed000_demo.py

@@ -29,8 +29,29 @@
 #ifndef STREAMFUTURES_H
 #define STREAMFUTURES_H
 
+#if !defined(__linux__)
+#error "streamfutures needs Linux (its threads sleep on a futex; worker processes use pidfd and memfd): this platform is not supported"
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
+
+/* The one statement of the version, for the C library and the Python
+ * package alike (setup.py and the Makefile read it from here). */
+#define SF_VERSION_MAJOR 0
+#define SF_VERSION_MINOR 1
+#define SF_VERSION_PATCH 0
+#define SF_VERSION_STRING "0.1.0"
+
+/* What the shared library exports: the library is built with
+ * -fvisibility=hidden, so its internal (sf__) functions stay its own.  An
+ * embedder that links the engine into a module of its own and exports
+ * nothing of it (the Python extension) defines SF_NO_EXPORT. */
+#if defined(__GNUC__) && !defined(SF_NO_EXPORT)
+#define SF_API __attribute__((visibility("default")))
+#else
+#define SF_API
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,12 +101,12 @@ struct sf_job {
     void (*drop)(sf_job *job, int reason);   /* never ran: -ECANCELED, -EPIPE */
 };
 
-int sf_pool_create(sf_pool **out, const sf_pool_options *options);
+SF_API int sf_pool_create(sf_pool **out, const sf_pool_options *options);
 
 /* Queue a job for a worker.  -ESHUTDOWN after sf_pool_shutdown, -EPIPE when
  * the pool is broken, -EAGAIN when no thread could be started, -ECHILD in
  * a child process that inherited the pool through fork(). */
-int sf_pool_submit(sf_pool *pool, sf_job *job);
+SF_API int sf_pool_submit(sf_pool *pool, sf_job *job);
 
 #define SF_SHUTDOWN_WAIT 1u            /* join every thread before returning */
 #define SF_SHUTDOWN_CANCEL_PENDING 2u  /* drop queued jobs, cancel map items not started */
@@ -95,22 +116,22 @@ int sf_pool_submit(sf_pool *pool, sf_job *job);
  * Maps whose consumer is still attached keep their acquired items and stop
  * acquiring once their window is full; maps whose consumer detached run to
  * the end of their input.  Idempotent. */
-void sf_pool_shutdown(sf_pool *pool, unsigned flags);
+SF_API void sf_pool_shutdown(sf_pool *pool, unsigned flags);
 
 /* Break the pool as a failing thread_start does (e.g. a worker process
  * could not be replaced): queued jobs are dropped with -EPIPE, on the
  * calling thread. */
-void sf_pool_break(sf_pool *pool);
+SF_API void sf_pool_break(sf_pool *pool);
 /* 1 when the pool is broken (a worker's thread_start failed). */
-int sf_pool_broken(const sf_pool *pool);
+SF_API int sf_pool_broken(const sf_pool *pool);
 
 /* Nonzero when the calling thread is one of this pool's threads. */
-int sf_pool_owns_current_thread(const sf_pool *pool);
+SF_API int sf_pool_owns_current_thread(const sf_pool *pool);
 
 /* The most worker threads it runs at once (options.max_threads). */
-unsigned sf_pool_max_threads(const sf_pool *pool);
+SF_API unsigned sf_pool_max_threads(const sf_pool *pool);
 /* Threads the pool has started and not yet joined. */
-unsigned sf_pool_thread_count(const sf_pool *pool);
+SF_API unsigned sf_pool_thread_count(const sf_pool *pool);
 
 /* After sf_pool_shutdown: wait until every thread has exited, then join
  * them.  0: joined, the pool may be destroyed.  -ETIMEDOUT: deadline_ns
@@ -120,13 +141,13 @@ unsigned sf_pool_thread_count(const sf_pool *pool);
  * never come): they are not waited for, the workers have been joined, the
  * input threads go on (a pull that returns gets new workers for its
  * items), and the pool must be joined again (0) before it is destroyed. */
-int sf_pool_join(sf_pool *pool, int64_t deadline_ns);
+SF_API int sf_pool_join(sf_pool *pool, int64_t deadline_ns);
 
 /* sf_pool_join without waiting: 1 if it joined every thread, else 0. */
-int sf_pool_try_join(sf_pool *pool);
+SF_API int sf_pool_try_join(sf_pool *pool);
 
 /* Shut down (waiting) and free.  Must not be called from a pool thread. */
-void sf_pool_destroy(sf_pool *pool);
+SF_API void sf_pool_destroy(sf_pool *pool);
 
 /* ---- maps ------------------------------------------------------------ */
 
@@ -154,26 +175,26 @@ typedef struct sf_map_ops {
  * then call sf_batch_done(batch, i, failed).  That publishes it to the
  * consumer at once; it returns nonzero once the map was cancelled (items
  * not started should then not start). */
-int sf_batch_size(const sf_batch *batch);
-void **sf_batch_values(sf_batch *batch);
-int sf_batch_done(sf_batch *batch, int index, int failed);
+SF_API int sf_batch_size(const sf_batch *batch);
+SF_API void **sf_batch_values(sf_batch *batch);
+SF_API int sf_batch_done(sf_batch *batch, int index, int failed);
 /* Claim more ready items into the batch, sized like a fresh claim from the
  * item cost measured so far, at most max (fewer if the batch is full, the
  * map was cancelled, or few are ready): they get the indices [old size,
  * new size).  Returns how many were added.  Lets a batch op keep a
  * pipeline full (e.g. send a process its next items before the current
  * ones are answered). */
-int sf_batch_extend(sf_batch *batch, int max);
-int sf_batch_capacity(const sf_batch *batch);
+SF_API int sf_batch_extend(sf_batch *batch, int max);
+SF_API int sf_batch_capacity(const sf_batch *batch);
 /* sf_batch_done for n items at once (one lock round trip). */
-int sf_batch_done_many(sf_batch *batch, const int *indices, const int *failed, int n);
+SF_API int sf_batch_done_many(sf_batch *batch, const int *indices, const int *failed, int n);
 /* sf_batch_done_many without waking the consumer: the wake is owed until
  * sf_batch_wake (at the latest when the batch op returns).  For an op that
  * holds a lock the consumer also needs (an interpreter's): publish under
  * it, wake after dropping it, so the woken consumer does not at once block
  * on that lock. */
-int sf_batch_publish_many(sf_batch *batch, const int *indices, const int *failed, int n);
-void sf_batch_wake(sf_batch *batch);
+SF_API int sf_batch_publish_many(sf_batch *batch, const int *indices, const int *failed, int n);
+SF_API void sf_batch_wake(sf_batch *batch);
 
 #define SF_WINDOW_UNBOUNDED 0u
 
@@ -197,7 +218,7 @@ typedef struct sf_map_options {
 /* Create a map on a pool and start acquiring input at once.  On success
  * the caller holds the consumer reference.  On failure ops->destroy has
  * not been called. -ESHUTDOWN, -EPIPE, -ENOMEM. */
-int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
+SF_API int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
                   const sf_map_options *options);
 
 enum sf_outcome {
@@ -215,27 +236,27 @@ enum sf_outcome {
  * Returns an sf_outcome, -EAGAIN when polling found nothing, -ETIMEDOUT,
  * -EINTR (a signal interrupted the sleep), -ECHILD (inherited by fork).
  * Only one thread may consume a map at a time. */
-int sf_map_next(sf_map *map, void **value, int64_t deadline_ns);
+SF_API int sf_map_next(sf_map *map, void **value, int64_t deadline_ns);
 
 /* Early exit: cancel every item not yet started, stop acquiring input,
  * discard held results, and drop the consumer reference.  Running items
  * finish in the background and their results are discarded. */
-void sf_map_close(sf_map *map);
+SF_API void sf_map_close(sf_map *map);
 
 /* sf_map_close without dropping the consumer reference: safe to call while
  * another thread sleeps in sf_map_next (which then returns SF_END); the
  * reference is dropped later with sf_map_close.  Idempotent. */
-void sf_map_cancel(sf_map *map);
+SF_API void sf_map_cancel(sf_map *map);
 
 /* Fire-and-forget: drop the consumer reference but keep running every item
  * to the end of the input, discarding results, in the same bounded memory. */
-void sf_map_detach(sf_map *map);
+SF_API void sf_map_detach(sf_map *map);
 
 /* Drop the consumer reference and stop acquiring input at once: items
  * already acquired still run (results discarded), nothing more is read, so
  * an endless input is let go (Python 3.14's rule for a dropped map with a
  * buffersize). */
-void sf_map_abandon(sf_map *map);
+SF_API void sf_map_abandon(sf_map *map);
 
 /* Where a map's time went, for finding a pipeline's bottleneck. */
 typedef struct sf_map_stats {
@@ -246,10 +267,10 @@ typedef struct sf_map_stats {
     int64_t full_ns;  /* time the input stage stood still on a full window: waiting
                        * for the consumer to take results */
 } sf_map_stats;
-void sf_map_get_stats(sf_map *map, sf_map_stats *out);
+SF_API void sf_map_get_stats(sf_map *map, sf_map_stats *out);
 
 /* Items acquired and not yet taken (the quantity the window bounds). */
-size_t sf_map_outstanding(sf_map *map);
+SF_API size_t sf_map_outstanding(sf_map *map);
 
 /* ---- broadcast rings (fan-out, tee) ---------------------------------- */
 
@@ -284,7 +305,7 @@ typedef struct sf_ring_ops {
  * each must be closed once with sf_ring_close_reader, and the last close
  * frees the ring.  On failure (-EINVAL, -ENOMEM) ops->destroy has not been
  * called. */
-int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ring_ops *ops,
+SF_API int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ring_ops *ops,
                    void *ctx);
 
 /* The reader's next item.  SF_RESULT: *value is the item, borrowed: valid
@@ -296,28 +317,32 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
  * (or it was called from inside this ring's own pull), so waiting would
  * never end; -ENOMEM: an unbounded ring could not grow.  deadline_ns as in sf_map_next.  One thread at a time per
  * reader. */
-int sf_ring_next(sf_ring *ring, unsigned reader, void **value, int64_t deadline_ns);
+SF_API int sf_ring_next(sf_ring *ring, unsigned reader, void **value, int64_t deadline_ns);
 
 /* Sleep until sf_ring_next(reader) may have something to do: 0,
  * -ETIMEDOUT, -EINTR.  For an embedder that must drop a lock of its own
  * while waiting: poll with deadline 0, drop the lock, sf_ring_wait, retake
  * it, poll again. */
-int sf_ring_wait(sf_ring *ring, unsigned reader, int64_t deadline_ns);
+SF_API int sf_ring_wait(sf_ring *ring, unsigned reader, int64_t deadline_ns);
 
 /* Every reader's next call returns SF_CANCELLED; sleeping readers wake.
  * Nothing more is read from the input.  Idempotent, any thread. */
-void sf_ring_cancel(sf_ring *ring);
+SF_API void sf_ring_cancel(sf_ring *ring);
 
 /* The reader stops counting (it never holds the others back again); the
  * last close frees the ring, discarding what it holds. */
-void sf_ring_close_reader(sf_ring *ring, unsigned reader);
+SF_API void sf_ring_close_reader(sf_ring *ring, unsigned reader);
 
 /* Items read from the input and not yet read by the slowest open reader
  * (the quantity capacity bounds). */
-size_t sf_ring_held(const sf_ring *ring);
+SF_API size_t sf_ring_held(const sf_ring *ring);
 
 /* Monotonic clock in nanoseconds, the clock of every deadline. */
-int64_t sf_now_ns(void);
+SF_API int64_t sf_now_ns(void);
+
+/* The library's version, "MAJOR.MINOR.PATCH": SF_VERSION_STRING of the
+ * library linked, which may differ from the header compiled against. */
+SF_API const char *sf_version(void);
 
 #ifdef __cplusplus
 }

@@ -62,7 +62,7 @@ typedef struct sf_proc_msg {
  * (-EINVAL above SF_PROC_RING_MAX_BYTES).  Give it to both
  * sf_proc_channel_open (parent) and sf_proc_serve (worker). */
 #define SF_PROC_RING_MAX_BYTES ((size_t)1 << 40)
-int sf_proc_ring_create(size_t bytes);
+SF_API int sf_proc_ring_create(size_t bytes);
 /* pidfd argument: the channel opens one itself (when the kernel has them). */
 #define SF_PROC_OPEN_PIDFD (-1)
 /* pidfd argument: use none; a death is seen as end of file on the result
@@ -72,24 +72,24 @@ int sf_proc_ring_create(size_t bytes);
  * pidfd, a pidfd for pid (or SF_PROC_OPEN_PIDFD, SF_PROC_NO_PIDFD).  Once a
  * channel has a pidfd it never signals pid by number: a reaped pid may be
  * reused. */
-int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result_fd,
+SF_API int sf_proc_channel_open(sf_proc_channel **out, int pid, int task_fd, int result_fd,
                          int ring_fd, int pidfd);
-int sf_proc_send(sf_proc_channel *ch, uint64_t id, uint32_t kind, const void *data,
+SF_API int sf_proc_send(sf_proc_channel *ch, uint64_t id, uint32_t kind, const void *data,
                  uint32_t len);
 /* 0 with *msg, -ETIMEDOUT at deadline_ns (-1: none), -EPIPE once the worker
  * is gone (its results up to then have all been returned), -EINTR. */
-int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns);
+SF_API int sf_proc_recv(sf_proc_channel *ch, sf_proc_msg *msg, int64_t deadline_ns);
 /* A message that needs no I/O to take (a ring record, or one already
  * read): 0 with *msg, else -EAGAIN.  Cheap enough to try before sleeping. */
-int sf_proc_recv_ready(sf_proc_channel *ch, sf_proc_msg *msg);
+SF_API int sf_proc_recv_ready(sf_proc_channel *ch, sf_proc_msg *msg);
 /* Ask the worker to skip (answer SF_PROC_KIND_SKIPPED) every item with an
  * id below `id` that it has not started (needs a ring). */
-void sf_proc_cancel_below(sf_proc_channel *ch, uint64_t id);
-int sf_proc_pid(const sf_proc_channel *ch);
-int sf_proc_kill(sf_proc_channel *ch, int signo);
+SF_API void sf_proc_cancel_below(sf_proc_channel *ch, uint64_t id);
+SF_API int sf_proc_pid(const sf_proc_channel *ch);
+SF_API int sf_proc_kill(sf_proc_channel *ch, int signo);
 /* Close the pipes (the worker sees end of input and exits) and free.  The
  * process is not reaped here: its starter does that. */
-void sf_proc_channel_close(sf_proc_channel *ch);
+SF_API void sf_proc_channel_close(sf_proc_channel *ch);
 /* Worker side: send READY, then hand every task to handler until end of
  * input, an EXIT message or a nonzero return.  The handler answers with
  * sf_proc_reply, any number of times (e.g. once per item of a batch); each
@@ -100,18 +100,18 @@ typedef int (*sf_proc_handler)(void *ctx, sf_proc_server *server, const sf_proc_
  * embedder's signal handlers); nonzero stops serving, and sf_proc_serve
  * returns it. */
 typedef int (*sf_proc_on_signal)(void *ctx);
-int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handler,
+SF_API int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handler handler,
                   sf_proc_on_signal on_signal, void *ctx);
 /* Worker side, first thing: never outlive the parent, even busy in a task.
  * The process is killed (SIGKILL) when the thread that started it ends
  * (PR_SET_PDEATHSIG), and when the task pipe's write end, which only the
  * parent holds, is closed (a thread watches for it): that covers a worker
  * started through a fork server, whose starter is not the parent. */
-int sf_proc_die_with_parent(int task_fd);
-int sf_proc_reply(sf_proc_server *server, uint64_t id, uint32_t kind, const void *data,
+SF_API int sf_proc_die_with_parent(int task_fd);
+SF_API int sf_proc_reply(sf_proc_server *server, uint64_t id, uint32_t kind, const void *data,
                   uint32_t len);
 /* Nonzero when the parent cancelled item `id` (see sf_proc_cancel_below). */
-int sf_proc_skip(const sf_proc_server *server, uint64_t id);
+SF_API int sf_proc_skip(const sf_proc_server *server, uint64_t id);
 
 /* ---- supervised worker processes ---------------------------------------
  *
@@ -171,20 +171,20 @@ typedef struct sf_proc_codec {
     int capacity; /* positions more() may reach (>= count) */
 } sf_proc_codec;
 /* max_tasks: items a process runs before it is replaced (0: no limit). */
-int sf_proc_worker_create(sf_proc_worker **out, const sf_proc_worker_ops *ops,
+SF_API int sf_proc_worker_create(sf_proc_worker **out, const sf_proc_worker_ops *ops,
                           unsigned max_tasks);
 /* Start the process now if there is none and wait until it is READY.
  * -EAGAIN: spawn refused; -EPIPE: it died before it was ready. */
-int sf_proc_worker_start(sf_proc_worker *w);
+SF_API int sf_proc_worker_start(sf_proc_worker *w);
 /* Run every item of codec to an answer (reply or lost), or until the work
  * is cancelled (items not answered then are the embedder's to cancel).
  * -EPIPE when no worker could be started (those items were lost). */
-int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t timeout_ns);
+SF_API int sf_proc_worker_run(sf_proc_worker *w, const sf_proc_codec *codec, int64_t timeout_ns);
 /* The worker's pid, or -1 when it has no process now. */
-int sf_proc_worker_pid(const sf_proc_worker *w);
+SF_API int sf_proc_worker_pid(const sf_proc_worker *w);
 /* Ask an idle process to exit and reap it (a later run starts another). */
-void sf_proc_worker_stop(sf_proc_worker *w);
-void sf_proc_worker_destroy(sf_proc_worker *w);
+SF_API void sf_proc_worker_stop(sf_proc_worker *w);
+SF_API void sf_proc_worker_destroy(sf_proc_worker *w);
 
 #ifdef __cplusplus
 }

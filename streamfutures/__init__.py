@@ -23,6 +23,7 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures.thread import BrokenThreadPool
 
+from . import _engine
 from ._as_completed import as_completed
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout, tee
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
@@ -55,4 +56,4 @@ __all__ = [
     "tee",
     "wait",
 ]
-__version__ = "0.1.0"
+__version__ = _engine.version()  # the C library's: one version for both

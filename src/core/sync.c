@@ -42,6 +42,8 @@ unsigned sf__fork_generation(void)
     return atomic_load(&fork_generation);
 }
 
+const char *sf_version(void) { return SF_VERSION_STRING; }
+
 int64_t sf_now_ns(void)
 {
     struct timespec ts;

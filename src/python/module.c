@@ -70,6 +70,12 @@ static PyObject *module_wire_decode(PyObject *module, PyObject *args)
     return Py_BuildValue("(Ni)", value, failed);
 }
 
+static PyObject *module_version(PyObject *module, PyObject *unused)
+{
+    (void)module, (void)unused;
+    return PyUnicode_FromString(sf_version());
+}
+
 static PyObject *module_set_exiting(PyObject *module, PyObject *unused)
 {
     (void)unused;
@@ -100,6 +106,7 @@ static PyMethodDef module_methods[] = {
      "ring_create(bytes) -> fd of a shared-memory result ring for one worker process."},
     {"serve", sfpy_serve, METH_VARARGS,
      "serve(task_fd, result_fd, ring_fd): a worker process's loop (returns when told to stop)."},
+    {"version", module_version, METH_NOARGS, "version(): the engine's version (sf_version())."},
     {"wire_encode", module_wire_encode, METH_O,
      "wire_encode(value) -> (kind, bytes): a result as a worker sends it."},
     {"wire_decode", module_wire_decode, METH_VARARGS,

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "streamfutures.h"
@@ -191,4 +193,13 @@ TEST(pool_cancel_pending_runs_the_jobs_workers_were_already_given)
     sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT);
     CHECK_EQ(atomic_load(&ran), 3);
     sf_pool_destroy(pool);
+}
+
+TEST(version_is_the_headers)
+{
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", SF_VERSION_MAJOR, SF_VERSION_MINOR,
+             SF_VERSION_PATCH);
+    CHECK(strcmp(sf_version(), SF_VERSION_STRING) == 0);
+    CHECK(strcmp(sf_version(), expected) == 0);
 }
