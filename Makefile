@@ -14,7 +14,7 @@ CORE_SRC = $(wildcard src/core/*.c)
 CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
-.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform typecheck
 
 all: lib ext
 
@@ -117,6 +117,12 @@ stress-quick: ext
 stress: ext
 	$(VPY) tests/stress/stress.py --repeat 8
 
+# the stubs give generic results: mypy --strict over the examples and
+# tests/typing/ (assert_type checks)
+typecheck: venv
+	$(VPY) -m pip install -q mypy typing_extensions
+	$(VENV)/bin/mypy --strict examples/ tests/typing/
+
 c-test: build/test_runner
 	./build/test_runner
 
@@ -161,7 +167,7 @@ py-test: ext
 layers:
 	$(PYTHON) tests/check_layers.py
 
-test: layers c-test sanitize example check-exports check-platform install-test fuzz-quick py-test stress-quick
+test: layers c-test sanitize example check-exports check-platform install-test typecheck fuzz-quick py-test stress-quick
 
 demo: ext
 	$(VPY) examples/seed000_demo.py

@@ -11,31 +11,34 @@ import argparse
 import concurrent.futures
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 
 import streamfutures
 
 
-def run(executor_class, items, step, verbose):
+def run(executor_class: Callable[..., Executor], items: int, step: float,
+        verbose: bool) -> tuple[float, float]:
     start = time.monotonic()
-    collected = []
+    collected: list[float] = []
 
-    def log(stage, i):
+    def log(stage: str, i: int) -> float:
         at = time.monotonic() - start
         if verbose:  # one write per line: several threads log at once
             sys.stdout.write("  %-9s %2d after %5.2f s\n" % (stage, i, at))
             sys.stdout.flush()
         return at
 
-    def slow_producer(i):
+    def slow_producer(i: int) -> int:
         time.sleep(step)
         return i
 
-    def slow_processor(i):
+    def slow_processor(i: int) -> int:
         time.sleep(step)
         log("Processed", i)
         return i
 
-    def producer_pool():
+    def producer_pool() -> Iterator[int]:
         with executor_class(max_workers=2) as produce:
             for i in produce.map(slow_producer, range(items)):
                 log("Produced", i)
@@ -47,25 +50,27 @@ def run(executor_class, items, step, verbose):
     return collected[0], collected[-1]
 
 
-def ideal(items, step):
+def ideal(items: int, step: float) -> tuple[float, float]:
     """First: one produce + one process step.  Last: the producers finish
     item N-1 after N/2 steps (2 workers), then one more process step."""
     return 2 * step, (items + 1) // 2 * step + step
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> tuple[list[tuple[str, float, float]], tuple[float, float]]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--step", type=float, default=0.25, help="seconds per produce/process")
     parser.add_argument("--items", type=int, default=12)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
     best_first, best_last = ideal(args.items, args.step)
-    rows = []
-    for name, cls in (
+    rows: list[tuple[str, float, float]] = []
+    executors: tuple[tuple[str, Callable[..., Executor]], ...] = (
+
         ("concurrent.futures", concurrent.futures.ThreadPoolExecutor),
         ("streamfutures", streamfutures.ThreadPoolExecutor),
-    ):
+    )
+    for name, cls in executors:
         if not args.quiet:
             print("%s.ThreadPoolExecutor:" % name)
         first, last = run(cls, args.items, args.step, not args.quiet)

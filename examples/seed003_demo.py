@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import streamfutures as sf
 
@@ -48,16 +49,17 @@ print(json.dumps({"result": result, "seconds": took, "peak_mib": peak_mib() - ba
 """
 
 
-def measure(which):
+def measure(which: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD), which, str(N)],
                          check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
-def main():
+def main() -> None:
     print("seed 003: sum and max of one generator of %d numbers, read once" % N)
     print("  %-46s %10s %14s   %s" % ("", "time", "peak memory", "result"))
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for which, label in (("tee", "itertools.tee, then sum(a) and max(b)"),
                          ("fanout", "sf.fanout(numbers, sum, max)")):
         got = results[which] = measure(which)

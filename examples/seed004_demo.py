@@ -11,14 +11,18 @@ import concurrent.futures as cf
 import ctypes
 import os
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from typing import Any
 
 import streamfutures as sf
 
 
-def factorize_naive(n):
+def factorize_naive(n: int) -> list[int]:
     if n < 2:
         return []
-    factors, p = [], 2
+    factors: list[int] = []
+    p = 2
     while True:
         if n == 1:
             return factors
@@ -32,14 +36,14 @@ def factorize_naive(n):
             p += 1 if p == 2 else 2
 
 
-def crash_on_three(i):
+def crash_on_three(i: int) -> int:
     if i == 3:
         ctypes.string_at(0)  # segmentation fault in this worker
     return i * i
 
 
-def outcomes(results):
-    out = []
+def outcomes(results: Iterator[int]) -> list[int | Exception]:
+    out: list[int | Exception] = []
     while True:
         try:
             out.append(next(results))
@@ -49,15 +53,15 @@ def outcomes(results):
             out.append(e)
 
 
-def main():
+def main() -> None:
     nums = [10**7 + 7919 * i for i in range(20000)]
-    print("1. factorize %d integers on %d processes" % (len(nums), os.cpu_count()))
-    runs = [
+    print("1. factorize %d integers on %d processes" % (len(nums), os.cpu_count() or 1))
+    runs: list[tuple[str, Callable[..., Executor], dict[str, Any]]] = [
         ("concurrent.futures map, chunksize=1 (default)", cf.ProcessPoolExecutor, {}),
         ("concurrent.futures map, chunksize=100 (tuned)", cf.ProcessPoolExecutor, {"chunksize": 100}),
         ("streamfutures map, defaults", sf.ProcessPoolExecutor, {}),
     ]
-    expected = None
+    expected: list[list[int]] | None = None
     for label, cls, kwargs in runs:
         with cls() as ex:
             start = time.perf_counter()
@@ -68,13 +72,14 @@ def main():
         print("   %-48s %6.2f s" % (label, took))
 
     print("\n2. map(f, range(8)) where f segfaults on item 3")
-    for label, cls in (("concurrent.futures", cf.ProcessPoolExecutor),
-                       ("streamfutures", sf.ProcessPoolExecutor)):
+    pools: tuple[tuple[str, Callable[..., Executor]], ...] = (
+        ("concurrent.futures", cf.ProcessPoolExecutor), ("streamfutures", sf.ProcessPoolExecutor))
+    for label, cls in pools:
         with cls(2) as ex:
-            got = outcomes(ex.map(crash_on_three, range(8)))
-        shown = [type(g).__name__ if isinstance(g, Exception) else g for g in got]
+            seen = outcomes(ex.map(crash_on_three, range(8)))
+        shown = [type(g).__name__ if isinstance(g, Exception) else g for g in seen]
         print("   %-20s %s" % (label, shown))
-        for g in got:
+        for g in seen:
             if isinstance(g, Exception):
                 print("   %-20s   %s" % ("", g))
                 break

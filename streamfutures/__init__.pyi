@@ -14,11 +14,18 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool as BrokenProcessPool
 from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
 from multiprocessing.context import BaseContext
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 _U = TypeVar("_U")
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+_C = TypeVar("_C")
+_R1 = TypeVar("_R1")
+_R2 = TypeVar("_R2")
+_R3 = TypeVar("_R3")
+_R4 = TypeVar("_R4")
 
 DEFAULT_BUFFERSIZE_PER_WORKER: int
 DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER: int
@@ -27,6 +34,7 @@ __version__: str
 class MapIterator(Iterator[_T]):
     def __next__(self) -> _T: ...
     def close(self) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
     def __enter__(self) -> MapIterator[_T]: ...
     def __exit__(self, *exc: object) -> bool: ...
 
@@ -39,13 +47,22 @@ class ThreadPoolExecutor(Executor):
         initargs: tuple[Any, ...] = (),
     ) -> None: ...
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
+    @overload
     def map(
-        self,
-        fn: Callable[..., _T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        buffersize: int | None = ...,
+        self, fn: Callable[[_A], _T], iterable: Iterable[_A], /, *,
+        timeout: float | None = None, chunksize: int = 1, buffersize: int | None = ...,
+        unordered: bool = False,
+    ) -> MapIterator[_T]: ...
+    @overload
+    def map(
+        self, fn: Callable[[_A, _B], _T], iterable: Iterable[_A], iterable2: Iterable[_B], /, *,
+        timeout: float | None = None, chunksize: int = 1, buffersize: int | None = ...,
+        unordered: bool = False,
+    ) -> MapIterator[_T]: ...
+    @overload
+    def map(
+        self, fn: Callable[..., _T], *iterables: Iterable[Any],
+        timeout: float | None = None, chunksize: int = 1, buffersize: int | None = ...,
         unordered: bool = False,
     ) -> MapIterator[_T]: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
@@ -70,15 +87,23 @@ class ProcessPoolExecutor(Executor):
     def submit_with_timeout(
         self, task_timeout: float, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> Future[_T]: ...
+    @overload
     def map(
-        self,
-        fn: Callable[..., _T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int | None = None,
-        buffersize: int | None = ...,
-        unordered: bool = False,
-        task_timeout: float | None = None,
+        self, fn: Callable[[_A], _T], iterable: Iterable[_A], /, *,
+        timeout: float | None = None, chunksize: int | None = None,
+        buffersize: int | None = ..., unordered: bool = False, task_timeout: float | None = None,
+    ) -> MapIterator[_T]: ...
+    @overload
+    def map(
+        self, fn: Callable[[_A, _B], _T], iterable: Iterable[_A], iterable2: Iterable[_B], /, *,
+        timeout: float | None = None, chunksize: int | None = None,
+        buffersize: int | None = ..., unordered: bool = False, task_timeout: float | None = None,
+    ) -> MapIterator[_T]: ...
+    @overload
+    def map(
+        self, fn: Callable[..., _T], *iterables: Iterable[Any],
+        timeout: float | None = None, chunksize: int | None = None,
+        buffersize: int | None = ..., unordered: bool = False, task_timeout: float | None = None,
     ) -> MapIterator[_T]: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
     def terminate_workers(self) -> None: ...
@@ -97,7 +122,24 @@ class BroadcastReader(Iterator[_T]):
     def __exit__(self, *exc: object) -> bool: ...
 
 def tee(iterable: Iterable[_T], n: int = 2, *, buffersize: int | None = None) -> tuple[BroadcastReader[_T], ...]: ...
-def fanout(iterable: Iterable[Any], *consumers: Callable[[Iterator[Any]], Any], buffersize: int | None = ...) -> tuple[Any, ...]: ...
+@overload
+def fanout(iterable: Iterable[_T], c1: Callable[[Iterator[_T]], _R1], /, *,
+           buffersize: int | None = ...) -> tuple[_R1]: ...
+@overload
+def fanout(iterable: Iterable[_T], c1: Callable[[Iterator[_T]], _R1],
+           c2: Callable[[Iterator[_T]], _R2], /, *, buffersize: int | None = ...) -> tuple[_R1, _R2]: ...
+@overload
+def fanout(iterable: Iterable[_T], c1: Callable[[Iterator[_T]], _R1],
+           c2: Callable[[Iterator[_T]], _R2], c3: Callable[[Iterator[_T]], _R3], /, *,
+           buffersize: int | None = ...) -> tuple[_R1, _R2, _R3]: ...
+@overload
+def fanout(iterable: Iterable[_T], c1: Callable[[Iterator[_T]], _R1],
+           c2: Callable[[Iterator[_T]], _R2], c3: Callable[[Iterator[_T]], _R3],
+           c4: Callable[[Iterator[_T]], _R4], /, *,
+           buffersize: int | None = ...) -> tuple[_R1, _R2, _R3, _R4]: ...
+@overload
+def fanout(iterable: Iterable[_T], *consumers: Callable[[Iterator[_T]], Any],
+           buffersize: int | None = ...) -> tuple[Any, ...]: ...
 
 class StreamStats(list[dict[str, Any]]): ...
 
