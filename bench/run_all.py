@@ -12,6 +12,7 @@ sys.path.insert(0, HERE)
 import bench_map  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_process  # noqa: E402
+import bench_progress  # noqa: E402
 import bench_seed000  # noqa: E402
 import bench_streams  # noqa: E402
 import bench_submit  # noqa: E402
@@ -21,7 +22,7 @@ def main():
     results = {"python": sys.version.split()[0], "machine": platform.machine(),
                "cpus": os.cpu_count()}
     for module in (bench_map, bench_submit, bench_memory, bench_seed000, bench_process,
-                   bench_streams):
+                   bench_streams, bench_progress):
         print()
         results.update(module.main())
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)

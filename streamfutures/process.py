@@ -17,7 +17,7 @@ from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import reduction
 
-from . import _engine, _remote
+from . import _engine, _progress, _remote
 from . import thread as _thread
 from ._remote import WorkerCrashedError
 from ._validate import DEFAULT, map_arguments
@@ -286,7 +286,7 @@ class ProcessPoolExecutor(_base.Executor):
         return self._pool.submit(fn, args, kwargs, task_timeout)
 
     def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=DEFAULT,
-            unordered=False, task_timeout=None):
+            unordered=False, task_timeout=None, progress=None):
         """Return an iterator equivalent to map(fn, *iterables), lazily.
 
         ``chunksize=None`` batches items adaptively from measured task
@@ -298,14 +298,18 @@ class ProcessPoolExecutor(_base.Executor):
         __cause__, and the iteration goes on.  ``task_timeout`` stops an
         item that runs longer (TimeoutError at its position).  Dropped
         before it started, it runs every item, or with an explicit integer
-        ``buffersize`` only what it had acquired (Python 3.14's rule)."""
+        ``buffersize`` only what it had acquired (Python 3.14's rule).
+        ``progress=True`` (or a tqdm class or bar) shows a progress bar."""
         if chunksize is not None and chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         per_worker = max(DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, 2 * (chunksize or 0))
-        iterator, star, window, stop_when_dropped = map_arguments(
-            iterables, buffersize, per_worker * self._max_workers)
-        return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
-                              stop_when_dropped, chunksize or 0, task_timeout)
+        def start():
+            iterator, star, window, stop_when_dropped = map_arguments(
+                iterables, buffersize, per_worker * self._max_workers)
+            return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
+                                  stop_when_dropped, chunksize or 0, task_timeout)
+
+        return _progress.map_with_progress(progress, fn, iterables, start)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._pool.shutdown(wait, cancel_futures, False)

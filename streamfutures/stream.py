@@ -19,6 +19,8 @@ from concurrent.futures import wait as _wait
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
 from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
+from . import _progress
+from ._progress import name_of as _name_of
 from ._validate import check_buffersize
 
 #: the window of a stage on an executor that is not ours (it has no
@@ -26,15 +28,10 @@ from ._validate import check_buffersize
 DEFAULT_FOREIGN_BUFFERSIZE = 64
 
 
-def _name_of(fn):
-    name = getattr(fn, "__name__", None)
-    if name is None and hasattr(fn, "func"):  # functools.partial
-        return "partial(%s)" % _name_of(fn.func)
-    return name or type(fn).__name__
 
 
 class _MapStage:
-    def __init__(self, fn, workers, processes, executor, buffersize, unordered):
+    def __init__(self, fn, workers, processes, executor, buffersize, unordered, progress=None):
         if not callable(fn):
             raise TypeError("%r is not callable" % (fn,))
         if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -49,6 +46,7 @@ class _MapStage:
         self.fn, self.workers, self.processes = fn, workers, processes
         self.executor, self.buffersize, self.unordered = executor, buffersize, bool(unordered)
         self.name = "map(%s)" % _name_of(fn)
+        self.progress = progress
 
     def start(self, upstream, run):
         executor = self.executor
@@ -188,21 +186,40 @@ class StreamStats(list):
 class _Run:
     """A started stream: its stage iterators and the executors it made."""
 
-    def __init__(self, source, stages):
+    def __init__(self, source, stages, progress=None):
         self.owned = []
         self.iterators = []
         self.readers = []
         self.closed = False
+        # bars first (one line per map stage): a missing tqdm fails before
+        # anything starts
+        bars = {}
         upstream = iter(source)
         try:
+            for i, stage in enumerate(stages):
+                wanted = stage.progress if _progress.wanted(
+                    getattr(stage, "progress", None)) else progress
+                if isinstance(stage, _MapStage) and _progress.wanted(wanted):
+                    total = _progress.total_of([source]) if i == 0 else None
+                    bars[i] = _progress.make_bar(wanted, total, stage.name, position=len(bars))
             for stage in stages:
                 upstream, stats = stage.start(upstream, self)
                 self.iterators.append(upstream)
                 self.readers.append(stats)
         except BaseException:
+            for bar, owned in bars.values():
+                if owned:
+                    bar.close()
             self.close()
             raise
         self.last = upstream
+        if bars:
+            shown = _progress.Progress()
+            for i, (bar, owned) in bars.items():
+                if hasattr(self.iterators[i], "_on_finish"):  # an engine map
+                    shown.show(self.iterators[i], bar, owned)
+                elif owned:
+                    bar.close()
 
     def close(self):
         if self.closed:
@@ -255,8 +272,9 @@ class Stream:
     function is raised at its item's position, as in ``map``; one from the
     source ends the stream after every earlier result."""
 
-    def __init__(self, iterable):
+    def __init__(self, iterable, progress=None):
         self._source = iterable
+        self._progress = progress
         self._stages = ()
         self._run = None
         self._results = None
@@ -264,19 +282,22 @@ class Stream:
     def _then(self, stage):
         if self._run is not None:
             raise RuntimeError("a stream cannot get new stages once it has started")
-        stream = Stream(self._source)
+        stream = Stream(self._source, self._progress)
         stream._stages = self._stages + (stage,)
         return stream
 
     def map(self, fn, *, workers=None, processes=False, executor=None, buffersize=None,
-            unordered=False):
+            unordered=False, progress=None):
         """A stage that calls fn on every item: on engine threads (``workers``
         of them), on worker processes (``processes=True`` or a count, with
         the process pool's batching and crash isolation), or on an executor
         you own (``executor=``: ours or any concurrent.futures.Executor,
         left running at the end).  ``buffersize``: the stage's window
-        (default: the executor's map default)."""
-        return self._then(_MapStage(fn, workers, processes, executor, buffersize, unordered))
+        (default: the executor's map default).  ``progress=True`` (or a tqdm
+        class or bar) shows this stage's progress; ``Stream(xs,
+        progress=True)`` shows every map stage's, one line each."""
+        return self._then(_MapStage(fn, workers, processes, executor, buffersize, unordered,
+                                    progress))
 
     def filter(self, predicate):
         """Keep the items for which predicate(item) is true (inline)."""
@@ -299,7 +320,7 @@ class Stream:
 
     def _start(self):
         if self._run is None:
-            self._run = _Run(self._source, self._stages)
+            self._run = _Run(self._source, self._stages, self._progress)
         return self._run
 
     def __iter__(self):

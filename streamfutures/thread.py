@@ -9,7 +9,7 @@ import threading
 import weakref
 from concurrent.futures import _base
 
-from . import _engine
+from . import _engine, _progress
 from ._validate import DEFAULT, map_arguments
 
 #: map()'s default window is this many items per worker thread: enough to
@@ -81,7 +81,7 @@ class ThreadPoolExecutor(_base.Executor):
     submit.__doc__ = _base.Executor.submit.__doc__
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=DEFAULT,
-            unordered=False):
+            unordered=False, progress=None):
         """Return an iterator equivalent to map(fn, *iterables), lazily.
 
         The input is pulled in the background; at most ``buffersize`` items
@@ -93,11 +93,16 @@ class ThreadPoolExecutor(_base.Executor):
         iterator (or dropping it once started) cancels what has not started.
         Dropping it before it started lets every item run, unless
         ``buffersize`` was given as an integer: then, as in Python 3.14,
-        what was acquired runs and no more input is read."""
-        iterator, star, window, stop_when_dropped = map_arguments(
-            iterables, buffersize, DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers)
-        return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
-                              stop_when_dropped)
+        what was acquired runs and no more input is read.  ``progress=True``
+        (or a tqdm class or bar) shows a progress bar, fed by the engine's
+        counters."""
+        def start():
+            iterator, star, window, stop_when_dropped = map_arguments(
+                iterables, buffersize, DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers)
+            return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
+                                  stop_when_dropped)
+
+        return _progress.map_with_progress(progress, fn, iterables, start)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._pool.shutdown(wait, cancel_futures, False)

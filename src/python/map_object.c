@@ -45,8 +45,27 @@ typedef struct SfMapIterObject {
     int stop_when_dropped; /* dropped before it started: abandon, not detach */
     int sleepers;     /* threads inside sf_map_next with the GIL released */
     sf_map_stats last_stats; /* kept when the map is let go, for stats() after the end */
+    PyObject *on_finish; /* called once when the map ends or is let go (a progress bar) */
     PyObject *weakreflist;
 } SfMapIterObject;
+
+/* The map is over: tell whoever asked (once) how many results it gave,
+ * keeping any exception that is being raised. */
+static void run_on_finish(SfMapIterObject *it)
+{
+    PyObject *callback = it->on_finish;
+    if (!callback)
+        return;
+    it->on_finish = NULL;
+    PyObject *pending = PyErr_Occurred() ? sfpy_fetch_exception() : NULL;
+    PyObject *r = PyObject_CallFunction(callback, "K", (unsigned long long)it->last_stats.taken);
+    if (!r)
+        PyErr_WriteUnraisable(callback);
+    Py_XDECREF(r);
+    Py_DECREF(callback);
+    if (pending)
+        sfpy_raise_exception(pending);
+}
 
 static int take(SfMapIterObject *it, PyObject **value);
 
@@ -142,6 +161,7 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     /* what dealloc reads is set before anything can fail */
     it->map = NULL;
     it->weakreflist = NULL;
+    it->on_finish = NULL;
     it->pool = Py_NewRef(owner);
     sfpy_map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
     if (!ctx) {
@@ -208,6 +228,7 @@ static void finish(SfMapIterObject *it)
     sf_map_get_stats(map, &it->last_stats);
     it->map = NULL;
     sf_map_close(map);
+    run_on_finish(it);
 }
 
 static PyObject *raise_and_finish(SfMapIterObject *it, PyObject *exc_type, const char *message)
@@ -337,6 +358,7 @@ static void mapiter_dealloc(SfMapIterObject *it)
         PyObject_ClearWeakRefs((PyObject *)it);
     if (it->map) {
         sf_map *map = it->map;
+        sf_map_get_stats(map, &it->last_stats);
         it->map = NULL;
         if (it->started)
             sf_map_close(map);   /* early exit: cancel what has not started */
@@ -345,6 +367,7 @@ static void mapiter_dealloc(SfMapIterObject *it)
         else
             sf_map_detach(map);  /* fire-and-forget: run everything */
     }
+    run_on_finish(it);
     Py_CLEAR(it->pool);
     PyObject_GC_Del(it);
     Py_DECREF(type); /* a heap type: each instance holds it */
@@ -357,7 +380,16 @@ static int mapiter_traverse(SfMapIterObject *it, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(it));
     Py_VISIT(it->pool);
+    Py_VISIT(it->on_finish);
     return 0;
+}
+
+static PyObject *mapiter_on_finish(SfMapIterObject *it, PyObject *callback)
+{
+    if (!it->map) /* already over */
+        return PyObject_CallFunction(callback, "K", (unsigned long long)it->last_stats.taken);
+    Py_XSETREF(it->on_finish, Py_NewRef(callback));
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef mapiter_methods[] = {
@@ -366,6 +398,9 @@ static PyMethodDef mapiter_methods[] = {
     {"stats", (PyCFunction)mapiter_stats, METH_NOARGS,
      "Items in and out, and seconds busy (summed over workers), waiting for input, and "
      "blocked on a full window (the consumer is slower)."},
+    {"_on_finish", (PyCFunction)mapiter_on_finish, METH_O,
+     "_on_finish(callback): callback(results_taken), once, when the map ends or is closed "
+     "or collected."},
     {"_outstanding", (PyCFunction)mapiter_outstanding, METH_NOARGS,
      "Items acquired from the input and not yet yielded."},
     {"__enter__", (PyCFunction)mapiter_enter, METH_NOARGS, NULL},
