@@ -151,7 +151,7 @@ example: build/example_ordered_lines build/example_fanout_stats
 # remade when this file changes: the packages the venv needs are listed here
 $(VENV)/.stamp: Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest hypothesis tqdm
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest hypothesis tqdm uvloop
 	touch $@
 
 venv: $(VENV)/.stamp

@@ -19,7 +19,7 @@ from concurrent.futures import wait as _wait
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
 from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
-from . import _progress
+from . import _aio, _progress
 from ._progress import name_of as _name_of
 from ._validate import check_buffersize
 
@@ -317,6 +317,13 @@ class Stream:
         if n < 1:
             raise ValueError("batch size must be at least one")
         return self._then(_InlineStage("batch(%d)" % n, lambda it: _batched(it, n)))
+
+    def __aiter__(self):
+        """``async for x in stream``: never blocks the event loop (see
+        streamfutures/_aio.py); cancelling the task, ``break`` or
+        ``aclose()`` closes the stream."""
+        results = iter(self)
+        return _aio.for_stream(self, results, self._run.last)
 
     def _start(self):
         if self._run is None:

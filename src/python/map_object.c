@@ -67,7 +67,9 @@ static void run_on_finish(SfMapIterObject *it)
         sfpy_raise_exception(pending);
 }
 
-static int take(SfMapIterObject *it, PyObject **value);
+static int take_or_not(SfMapIterObject *it, PyObject **value, int wait);
+#define take(it, value) take_or_not((it), (value), 1)
+#define NOTHING_READY 2
 
 static enum sf_pull ctx_pull(void *raw, void **item)
 {
@@ -242,8 +244,9 @@ static PyObject *raise_and_finish(SfMapIterObject *it, PyObject *exc_type, const
 }
 
 /* The next outcome: 0 with a result, 1 with an item's exception (both new
- * references in *value), -1 with an exception set or at the end. */
-static int take(SfMapIterObject *it, PyObject **out)
+ * references in *value), -1 with an exception set or at the end; without
+ * wait, NOTHING_READY when no outcome is there yet. */
+static int take_or_not(SfMapIterObject *it, PyObject **out, int wait)
 {
     void *value;
     int rc;
@@ -251,6 +254,8 @@ static int take(SfMapIterObject *it, PyObject **out)
         return -1;
     it->started = 1;
     rc = sf_map_next(it->map, &value, 0);
+    if (rc == -EAGAIN && !wait) /* deadline 0: one look, no wait */
+        return NOTHING_READY;
     while (rc < 0) {
         if (rc == -ECHILD) /* inherited through fork: nothing will ever come */
             return raise_and_finish(it, PyExc_RuntimeError, SFPY_FORKED_MESSAGE), -1;
@@ -311,6 +316,29 @@ static PyObject *mapiter_next(SfMapIterObject *it)
 }
 
 
+
+/* _poll(): the next result if one is there now, as (True, result); an
+ * item's exception is raised, as next() would; (False, None) when nothing
+ * is ready; StopIteration at the end.  For consumers that must not block
+ * (async for), which wait elsewhere and then take every ready result. */
+static PyObject *mapiter_poll(SfMapIterObject *it, PyObject *unused)
+{
+    (void)unused;
+    PyObject *value = NULL;
+    switch (take_or_not(it, &value, 0)) {
+    case 0:
+        return Py_BuildValue("(ON)", Py_True, value);
+    case 1:
+        sfpy_raise_exception(value);
+        return NULL;
+    case NOTHING_READY:
+        return Py_BuildValue("(OO)", Py_False, Py_None);
+    default:
+        if (!PyErr_Occurred())
+            PyErr_SetNone(PyExc_StopIteration);
+        return NULL;
+    }
+}
 
 static PyObject *mapiter_close(SfMapIterObject *it, PyObject *unused)
 {
@@ -384,6 +412,14 @@ static int mapiter_traverse(SfMapIterObject *it, visitproc visit, void *arg)
     return 0;
 }
 
+/* async for: the adapter lives in Python (streamfutures/_aio.py); it waits
+ * on a thread and takes every ready result per wake-up of the loop. */
+static PyObject *mapiter_aiter(SfMapIterObject *it)
+{
+    PyObject *adapter = it->pool_ctx->state->async_results;
+    return PyObject_CallOneArg(adapter, (PyObject *)it);
+}
+
 static PyObject *mapiter_on_finish(SfMapIterObject *it, PyObject *callback)
 {
     if (!it->map) /* already over */
@@ -398,6 +434,8 @@ static PyMethodDef mapiter_methods[] = {
     {"stats", (PyCFunction)mapiter_stats, METH_NOARGS,
      "Items in and out, and seconds busy (summed over workers), waiting for input, and "
      "blocked on a full window (the consumer is slower)."},
+    {"_poll", (PyCFunction)mapiter_poll, METH_NOARGS,
+     "_poll() -> (True, result) or (False, None) when none is ready; never waits."},
     {"_on_finish", (PyCFunction)mapiter_on_finish, METH_O,
      "_on_finish(callback): callback(results_taken), once, when the map ends or is closed "
      "or collected."},
@@ -420,6 +458,7 @@ static PyType_Slot mapiter_slots[] = {
     {Py_tp_traverse, mapiter_traverse},
     {Py_tp_iter, PyObject_SelfIter},
     {Py_tp_iternext, mapiter_next},
+    {Py_am_aiter, mapiter_aiter},
     {Py_tp_methods, mapiter_methods},
     {Py_tp_members, mapiter_members},
     {0, NULL},

@@ -130,7 +130,7 @@ static PyMethodDef module_methods[] = {
     X(thread_leave) X(str_set_running) X(str_set_result) X(str_set_exception)             \
     X(str_cancel) X(str_condition) X(str_state) X(str_result) X(str_exception)            \
     X(state_pending) X(state_running) X(state_finished) X(pickle_dumps) X(pickle_loads)   \
-    X(pickle_protocol) X(exception_with_traceback) X(pickling_error) X(unpickling_error)
+    X(pickle_protocol) X(exception_with_traceback) X(pickling_error) X(unpickling_error) X(async_results)
 
 static PyObject *import_attr(const char *module, const char *name)
 {
@@ -193,6 +193,7 @@ static int module_exec(PyObject *module)
         keep(&st->pickle_protocol, PyLong_FromLong(5)) < 0 ||
         keep(&st->pickling_error, import_attr("streamfutures._remote", "pickling_error")) < 0 ||
         keep(&st->unpickling_error, import_attr("streamfutures._remote", "unpickling_error")) < 0 ||
+        keep(&st->async_results, import_attr("streamfutures._aio", "AsyncResults")) < 0 ||
         keep(&st->logger, import_attr("concurrent.futures._base", "LOGGER")) < 0 ||
         keep(&st->thread_enter, import_attr("streamfutures._threads", "enter")) < 0 ||
         keep(&st->thread_leave, import_attr("streamfutures._threads", "leave")) < 0 ||

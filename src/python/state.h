@@ -30,6 +30,7 @@ typedef struct sfpy_state {
     PyObject *exception_with_traceback; /* concurrent.futures.process._ExceptionWithTraceback */
     PyObject *pickling_error;           /* streamfutures._remote.pickling_error */
     PyObject *unpickling_error;         /* streamfutures._remote.unpickling_error */
+    PyObject *async_results;            /* streamfutures._aio.AsyncResults */
     /* set by the package's exit hook: refuse new work from then on */
     int interpreter_exiting;
     /* engine pools whose Pool object is gone but whose threads may still

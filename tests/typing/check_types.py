@@ -54,3 +54,11 @@ assert_type(stream, sf.Stream[tuple[float, ...]])
 for batch in stream:
     assert_type(batch, tuple[float, ...])
 assert_type(sf.Stream(["a"]).map(len, processes=True).fanout(sum, max), tuple[Any, ...])
+
+
+async def consume() -> None:
+    with sf.ThreadPoolExecutor(2) as ex:
+        async for text in ex.map(str, numbers(), progress=True):
+            assert_type(text, str)
+    async for half in sf.Stream(numbers()).map(halve):
+        assert_type(half, float)
