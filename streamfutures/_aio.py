@@ -10,7 +10,6 @@ item.  Cancelling the task, ``break`` (the adapter is dropped) and
 ``aclose()`` close the map as ``close()`` does; a close wakes the waiting
 thread, so the executor is never left blocked.
 """
-import asyncio
 from collections import deque
 
 _RESULT, _ERROR, _END = 0, 1, 2
@@ -52,6 +51,9 @@ class AsyncResults:
         if not self._ready:
             if self._ended:
                 raise StopAsyncIteration
+            import asyncio  # here, not at import: the engine's module state imports
+            # this module, also in subinterpreters that never use asyncio
+
             loop = asyncio.get_running_loop()
             try:
                 self._ready.extend(await loop.run_in_executor(None, self._take_batch))
