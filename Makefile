@@ -151,7 +151,7 @@ example: build/example_ordered_lines build/example_fanout_stats
 # remade when this file changes: the packages the venv needs are listed here
 $(VENV)/.stamp: Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest hypothesis tqdm uvloop
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest hypothesis tqdm uvloop distributed
 	touch $@
 
 venv: $(VENV)/.stamp
@@ -161,7 +161,7 @@ ext: venv
 	STREAMFUTURES_WERROR=1 $(VPY) setup.py -q build_ext --inplace
 
 py-test: ext
-	$(VPY) -m pytest -q tests/python
+	$(VPY) -m pytest -q -rs tests/python
 
 # the layering rules of ARCHITECTURE.md: prints the include graph of src/
 layers:

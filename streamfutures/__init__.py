@@ -26,6 +26,7 @@ from concurrent.futures.thread import BrokenThreadPool
 from . import _engine
 from ._as_completed import as_completed
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout, tee
+from .foreign import DEFAULT_FOREIGN_BUFFERSIZE, map
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
 from ._remote import DeserializationError, WorkerCrashedError
 from .stream import Stream
@@ -51,6 +52,8 @@ __all__ = [
     "TimeoutError",
     "WorkerCrashedError",
     "DeserializationError",
+    "map",
+    "DEFAULT_FOREIGN_BUFFERSIZE",
     "as_completed",
     "fanout",
     "tee",

@@ -10,11 +10,7 @@ stage before it stops too, back to the source.  This module only builds
 the chain, owns the executors it made, and reads the engine's counters.
 """
 import itertools
-import time
 import weakref
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED
-from concurrent.futures import wait as _wait
 
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
@@ -22,10 +18,8 @@ from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
 from . import _aio, _progress
 from ._progress import name_of as _name_of
 from ._validate import check_buffersize
+from .foreign import DEFAULT_FOREIGN_BUFFERSIZE, ForeignMap
 
-#: the window of a stage on an executor that is not ours (it has no
-#: engine window to ask): futures in flight at once
-DEFAULT_FOREIGN_BUFFERSIZE = 64
 
 
 
@@ -68,8 +62,8 @@ class _MapStage:
             iterator = executor.map(self.fn, upstream, buffersize=window,
                                     unordered=self.unordered)
             return iterator, iterator.stats
-        foreign = _ForeignMap(executor, self.fn, upstream,
-                              self.buffersize or DEFAULT_FOREIGN_BUFFERSIZE, self.unordered)
+        foreign = ForeignMap(executor, self.fn, (upstream,),
+                             self.buffersize or DEFAULT_FOREIGN_BUFFERSIZE, self.unordered, None)
         return foreign, foreign.stats
 
 
@@ -106,63 +100,6 @@ class _Counter:
 
     def close(self):
         pass
-
-
-class _ForeignMap:
-    """A map stage on an executor that is not ours (any
-    concurrent.futures.Executor): at most `window` futures in flight,
-    results in order (or as they complete); close() cancels the rest."""
-
-    def __init__(self, executor, fn, upstream, window, unordered):
-        self._executor, self._fn, self._upstream = executor, fn, upstream
-        self._window, self._unordered = window, unordered
-        self._pending = deque() if not unordered else set()
-        self._ended = False
-        self._in = self._out = 0
-        self._input_seconds = 0.0
-
-    def __iter__(self):
-        return self
-
-    def _fill(self):
-        while not self._ended and len(self._pending) < self._window:
-            started = time.perf_counter()
-            try:
-                item = next(self._upstream)
-            except StopIteration:
-                self._ended = True
-                break
-            finally:
-                self._input_seconds += time.perf_counter() - started
-            self._in += 1
-            future = self._executor.submit(self._fn, item)
-            if self._unordered:
-                self._pending.add(future)
-            else:
-                self._pending.append(future)
-
-    def __next__(self):
-        self._fill()
-        if not self._pending:
-            raise StopIteration
-        if self._unordered:
-            done, _ = _wait(self._pending, return_when=FIRST_COMPLETED)
-            future = next(iter(done))
-            self._pending.discard(future)
-        else:
-            future = self._pending.popleft()
-        self._out += 1
-        return future.result()
-
-    def close(self):
-        self._ended = True
-        for future in self._pending:
-            future.cancel()
-        self._pending.clear()
-
-    def stats(self):
-        return {"items_in": self._in, "items_out": self._out, "busy": None,
-                "waiting_for_input": self._input_seconds, "blocked_on_output": None}
 
 
 class StreamStats(list):
