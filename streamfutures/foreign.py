@@ -104,9 +104,9 @@ class ForeignMap:
             except StopIteration:
                 if self._yielded == self._taken:
                     raise
+            left = self._left()
             try:
-                future = self._done.get(timeout=0.05 if self._left() is None
-                                        else min(0.05, self._left()))
+                future = self._done.get(timeout=0.05 if left is None else min(0.05, left))
             except queue.Empty:
                 continue
             self._yielded += 1

@@ -7,33 +7,15 @@ so they count as the baseline."""
 import gc
 import multiprocessing
 import os
+import sys
 import threading
 
 import pytest
 
 from streamfutures import _engine
 
-
-def native_threads():
-    return len(os.listdir("/proc/self/task"))
-
-
-def open_fds():
-    return len(os.listdir("/proc/self/fd"))
-
-
-def child_pids():
-    me, found = os.getpid(), set()
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                found.add(int(name))
-    return found
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from census import child_pids, native_threads, open_fds  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

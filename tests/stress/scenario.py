@@ -20,6 +20,7 @@ import time
 
 import streamfutures as sf
 from streamfutures import _engine
+from census import child_pids, native_threads, open_fds
 from stress_tasks import FAULT_AT, ITEMS, argument, failing_initializer, item_fn
 
 # what the faulty item raises, by mode (None: it succeeds)
@@ -38,18 +39,7 @@ STOPS_EARLY = {"ctrl_c_in_next", "ctrl_c_in_result", "break_mid_map", "shutdown_
 
 
 def snapshot():
-    me, children = os.getpid(), set()
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                children.add(int(name))
-    return {"threads": len(os.listdir("/proc/self/task")),
-            "fds": len(os.listdir("/proc/self/fd")), "children": children}
+    return {"threads": native_threads(), "fds": open_fds(), "children": child_pids()}
 
 
 def make_pool(mode, pool, method):

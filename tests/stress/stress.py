@@ -57,7 +57,7 @@ def run_one(case, deadline):
     mode, api, pool, method = case
     args = [sys.executable, os.path.join(HERE, "scenario.py"), mode, api, pool] + (
         [method] if method else [])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE, os.path.dirname(HERE)]))
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
