@@ -14,7 +14,7 @@ CORE_SRC = $(wildcard src/core/*.c)
 CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
-.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform typecheck
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench bench-peers example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform typecheck
 
 all: lib ext
 
@@ -176,9 +176,21 @@ demo: ext
 	@echo
 	$(VPY) examples/seed004_demo.py
 
-bench: ext
-	$(VPY) -m pip install -q greenlet matplotlib
-	PYTHONPATH=$(CURDIR) $(VPY) bench/run_all.py
+# the benchmarks' own venv, with the peers from PyPI (setuptools < 81:
+# pypeln needs stopit, which imports pkg_resources, gone from setuptools 81)
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.stamp: Makefile
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip wheel "setuptools<81" greenlet \
+	    matplotlib tqdm joblib mpire pebble loky pypeln streamable
+	touch $@
+
+bench: ext $(BENCH_VENV)/.stamp
+	$(BENCH_VENV)/bin/python bench/run_all.py
+	$(BENCH_VENV)/bin/python bench/bench_peers.py
+
+bench-peers: ext $(BENCH_VENV)/.stamp
+	$(BENCH_VENV)/bin/python bench/bench_peers.py
 
 clean:
 	rm -rf build streamfutures/*.so

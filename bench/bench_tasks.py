@@ -45,3 +45,27 @@ def die_noting_time(path):
     with open(path, "w") as f:
         f.write(repr(time.monotonic()))
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def pause_1ms(x):
+    """An I/O-like stage: waits a millisecond, holding no lock."""
+    time.sleep(0.001)
+    return x
+
+
+def work_25ms(x):
+    """Seed 000's processor, scaled down from 2 s."""
+    time.sleep(0.025)
+    return x
+
+
+CRASH_ITEM = 100
+
+
+def crash_at_item_100(x):
+    """A worker killed mid-map: item CRASH_ITEM SIGKILLs the process that
+    runs it; every other item takes 5 ms."""
+    if x == CRASH_ITEM:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.005)
+    return x
