@@ -2,7 +2,7 @@
 every future up front: peak memory in the client and throughput, side by
 side, each variant in a fresh client interpreter (so each peak is its own).
 
-    python bench/bench_dask.py [N]      (default 200000; issue 10's figure)
+    python bench/bench_dask.py [N [WORKERS]]   (default 200000 items, 2 workers)
 
 Not part of make bench's default run on a 2-core machine: the scheduler
 costs about 2 ms per task here, so N=200000 takes minutes per variant."""
@@ -29,8 +29,8 @@ CHILD = textwrap.dedent("""
                     return int(line.split()[1]) / 1024
 
     if __name__ == "__main__":
-        which, n = sys.argv[1], int(sys.argv[2])
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+        which, n, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:
             client.submit(inc, 0).result()  # warm
             base = peak_mib()
@@ -46,24 +46,28 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def measure(which, n):
-    out = subprocess.run([sys.executable, "-c", CHILD, which, str(n)], check=True,
-                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+def measure(which, n, workers):
+    path = os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    out = subprocess.run([sys.executable, "-c", CHILD, which, str(n), str(workers)],
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=path))
+    if out.returncode != 0:
+        sys.exit("%s failed:\n%s" % (which, out.stderr))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(n=200_000):
-    print("Dask LocalCluster (2 worker processes): %d trivial tasks" % n)
-    got = {which: measure(which, n) for which in ("client.map", "sf.map")}
-    assert got["client.map"]["total"] == got["sf.map"]["total"]
+def main(n=200_000, workers=2):
+    print("Dask LocalCluster (%d worker processes): %d trivial tasks" % (workers, n))
+    got = {}
+    # each line as soon as its variant ends: a long run cut short still says something
     for which, label in (("client.map", "client.map (every future up front)"),
                          ("sf.map", "sf.map(..., executor=client.get_executor())")):
-        r = got[which]
+        r = got[which] = measure(which, n, workers)
         print("  %-48s %8.0f items/s %8.1f MiB peak in the client"
-              % (label, n / r["seconds"], r["peak_mib"]))
+              % (label, n / r["seconds"], r["peak_mib"]), flush=True)
+    assert got["client.map"]["total"] == got["sf.map"]["total"]
     return {"dask_items_per_s": {k: n / v["seconds"] for k, v in got.items()},
             "dask_client_peak_mib": {k: v["peak_mib"] for k, v in got.items()}}
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
+    main(*(int(arg) for arg in sys.argv[1:3]))
