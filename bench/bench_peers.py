@@ -160,9 +160,12 @@ def measure(workload, peer, best_chunksize, deadline_scale=1.0):
         kind = [k for k in peer.kinds if k != kind][0]
         note = "on %s: %s" % (kind, peer.missing[WORKLOADS[workload][0]])
     workers = THREADS if kind == "threads" else CPUS
-    # a chunk shares its worker's fate: crash survival is each peer's
-    # isolation of one item, at chunk size 1 (streamfutures: its default)
-    chunksize = None if workload == "crash" else best_chunksize.get((peer.name, kind))
+    # the chunk size found best for trivial tasks serves the other trivial
+    # workload (memory) only: a chunk of slow items makes a first result
+    # and a pipeline's stages wait for the whole chunk, and a chunk shares
+    # its worker's fate in a crash; those run at each peer's default
+    # (chunk size 1; streamfutures: its own)
+    chunksize = best_chunksize.get((peer.name, kind)) if workload == "memory" else None
     status, lines, detail = run_child(workload, peer, kind, workers, chunksize, deadline)
     reports, done, baseline = parse(lines)
     if workload == "crash":
