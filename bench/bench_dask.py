@@ -18,15 +18,10 @@ CHILD = textwrap.dedent("""
     import json, sys, time
     import streamfutures as sf
     from distributed import Client, LocalCluster
+    from bench_tasks import peak_mib
 
     def inc(x):
         return x + 1
-
-    def peak_mib():
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
 
     if __name__ == "__main__":
         which, n, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -47,7 +42,9 @@ CHILD = textwrap.dedent("""
 
 
 def measure(which, n, workers):
-    path = os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    # the package from the source tree, and bench_tasks beside this file
+    path = os.pathsep.join([ROOT, os.path.join(ROOT, "bench")] +
+                           [p for p in [os.environ.get("PYTHONPATH")] if p])
     out = subprocess.run([sys.executable, "-c", CHILD, which, str(n), str(workers)],
                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=path))
     if out.returncode != 0:

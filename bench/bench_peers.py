@@ -39,7 +39,7 @@ sys.path[:0] = [HERE, ROOT]     # the workloads, and the package from the source
 
 import peer_report  # noqa: E402
 import peer_workloads  # noqa: E402
-from bench_tasks import factorize_naive  # noqa: E402
+from bench_tasks import factorize_naive, seed004_numbers, status_mib  # noqa: E402
 from peers import BY_NAME, PEERS  # noqa: E402
 
 CPUS = len(os.sched_getaffinity(0))
@@ -63,17 +63,6 @@ def child_env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join(path), PYTHONUNBUFFERED="1")
 
 
-def proc_status(pid, field):
-    try:
-        with open("/proc/%d/status" % pid) as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def kill_group(pid):
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -95,11 +84,11 @@ def run_child(workload, peer, kind, workers, chunksize, deadline):
             if time.monotonic() - start > deadline:
                 status = "deadline"
             elif workload == "memory":
-                rss = proc_status(proc.pid, "VmRSS")
+                rss = status_mib("VmRSS", proc.pid)
                 if rss is not None and rss > MEMORY_CAP_MIB:
                     status = "cap"
             if status != "ok":
-                detail["peak_mib"] = proc_status(proc.pid, "VmHWM")
+                detail["peak_mib"] = status_mib("VmHWM", proc.pid)
                 detail["seconds"] = time.monotonic() - start
                 kill_group(proc.pid)
                 proc.wait()
@@ -143,12 +132,18 @@ def crash_cell(status, reports, done, detail):
         outcome = "raises"
         text = "raises %s: %d of %d results (%d after the error), %d lost" % (
             kinds or "nothing", report["results"], n, report["after_error"], report["lost"])
-    if len(reports) < 2:
-        text += "; then its shutdown hung (killed)" if status == "deadline" else ""
+    if len(reports) < 2 and status == "deadline":
+        text += "; then its shutdown hung (killed)"
     return dict(report, outcome=outcome, text=text)
 
 
-def measure(workload, peer, best_chunksize, deadline_scale=1.0):
+def best_chunksize(results, peer, kind):
+    """The chunk size this run found best for trivial tasks on `kind`
+    (those workloads are named after their kind), or None."""
+    return results["workloads"].get(kind, {}).get(peer.name, {}).get("chunksize")
+
+
+def measure(workload, peer, results, deadline_scale=1.0):
     kind, may_fall_back, deadline = WORKLOADS[workload]
     deadline *= deadline_scale
     if importlib.util.find_spec(peer.module) is None:
@@ -165,7 +160,7 @@ def measure(workload, peer, best_chunksize, deadline_scale=1.0):
     # and a pipeline's stages wait for the whole chunk, and a chunk shares
     # its worker's fate in a crash; those run at each peer's default
     # (chunk size 1; streamfutures: its own)
-    chunksize = best_chunksize.get((peer.name, kind)) if workload == "memory" else None
+    chunksize = best_chunksize(results, peer, kind) if workload == "memory" else None
     status, lines, detail = run_child(workload, peer, kind, workers, chunksize, deadline)
     reports, done, baseline = parse(lines)
     if workload == "crash":
@@ -190,7 +185,7 @@ def measure(workload, peer, best_chunksize, deadline_scale=1.0):
 
 
 def serial_factorize_s():
-    nums = [10**7 + 7919 * i for i in range(peer_workloads.FACTORIZE_ITEMS)]
+    nums = seed004_numbers(peer_workloads.FACTORIZE_ITEMS)
     start = time.perf_counter()
     for n in nums:
         factorize_naive(n)
@@ -226,7 +221,6 @@ def main(argv=None):
     results = {"python": sys.version.split()[0], "machine": platform.machine(), "cpus": CPUS,
                "threads": THREADS, "memory_cap_mib": MEMORY_CAP_MIB,
                "versions": peer_report.versions(peers), "workloads": {}}
-    best_chunksize = {}
     if args.merge:
         with open(args.merge) as earlier:
             merged = json.load(earlier)
@@ -234,10 +228,6 @@ def main(argv=None):
             parser.error("%s was measured on another machine or Python" % args.merge)
         merged["versions"].update(results["versions"])
         results = merged
-        for kind in ("threads", "processes"):
-            for name, cell in results["workloads"].get(kind, {}).items():
-                if cell.get("chunksize"):
-                    best_chunksize[(name, kind)] = cell["chunksize"]
     if "factorize" in workloads:
         results["factorize_serial_s"] = serial_factorize_s()
     print("streamfutures and its peers: %d cores, %d threads for thread pools, Python %s"
@@ -247,10 +237,7 @@ def main(argv=None):
         cells = results["workloads"][workload] = {}
         print("\n%s:" % peer_report.TITLES[workload])
         for peer in peers:
-            cell = cells[peer.name] = measure(workload, peer, best_chunksize,
-                                              args.deadline_scale)
-            if workload in ("threads", "processes") and cell.get("chunksize"):
-                best_chunksize[(peer.name, workload)] = cell["chunksize"]
+            cell = cells[peer.name] = measure(workload, peer, results, args.deadline_scale)
             print("  %-38s %s" % (peer.name, peer_report.cell_text(workload, cell, results)),
                   flush=True)
     results["seconds"] = results.get("seconds", 0) + time.monotonic() - started

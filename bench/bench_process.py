@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)
 
 import streamfutures as sf  # noqa: E402
 from common import best_of, line  # noqa: E402
-from bench_tasks import die_noting_time, factorize_naive, identity  # noqa: E402
+from bench_tasks import die_noting_time, factorize_naive, identity, seed004_numbers  # noqa: E402
 
 CPUS = len(os.sched_getaffinity(0))
 N_THROUGHPUT = 1_000_000
@@ -68,7 +68,7 @@ def factorization(rounds=3):
     each compared (on 2 cores the two are within a few percent, so one run
     apiece would compare the noise, and the sweep alone would hand the
     stdlib the luckiest of four runs)."""
-    nums = [10**7 + 7919 * i for i in range(N_FACTOR)]
+    nums = seed004_numbers(N_FACTOR)
     print("seed 004: naive factorization of %d integers, %d cores:" % (N_FACTOR, CPUS))
     start = time.perf_counter()
     expected = [factorize_naive(n) for n in nums]

@@ -14,7 +14,7 @@ import textwrap
 import threading
 import time
 
-from bench_tasks import factorize_naive
+from bench_tasks import factorize_naive, seed004_numbers
 from common import best_of, line
 
 import streamfutures as sf
@@ -289,7 +289,7 @@ def mixed_run(nums, workers):
 
 
 def mixed_figures():
-    nums = [10**7 + 7919 * i for i in range(20000)]
+    nums = seed004_numbers(20000)
     cpus = os.cpu_count() or 1
     print("thread (I/O) -> process (seed 004's factorization) -> thread (I/O), %d items"
           % len(nums))

@@ -9,13 +9,28 @@ def identity(x):
     return x
 
 
+def status_mib(field, pid="self"):
+    """A memory field of /proc/<pid>/status (VmRSS, VmHWM) in MiB, or None
+    once the process is gone."""
+    try:
+        with open("/proc/%s/status" % pid) as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def peak_mib():
     """This process's peak resident memory (VmHWM: its own address space;
     ru_maxrss would carry the parent's peak across execve on Linux)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+    return status_mib("VmHWM")
+
+
+def seed004_numbers(n):
+    """The integers the factorization benchmarks factor."""
+    return [10**7 + 7919 * i for i in range(n)]
 
 
 def factorize_naive(n):

@@ -61,7 +61,7 @@ def plotted_value(workload, cell, results):
         return None
     if workload == "factorize":
         return results["factorize_serial_s"] / value
-    if workload in ("first_result",):
+    if workload == "first_result":
         return value * 1e3
     return value
 

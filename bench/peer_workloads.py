@@ -13,7 +13,7 @@ import sys
 import time
 
 from bench_tasks import (CRASH_ITEM, crash_at_item_100, factorize_naive, identity, pause_1ms,
-                         work_25ms)
+                         seed004_numbers, status_mib, work_25ms)
 
 THROUGHPUT_CHUNKSIZES = (1, 10, 100, 1000)
 FACTORIZE_CHUNKSIZES = (10, 100, 1000)
@@ -30,11 +30,9 @@ def progress(done):
     print("progress %d" % done, flush=True)
 
 
-def resident_mib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
+def start_workers(imap):
+    """A small map first, so no measurement counts the pool's start."""
+    checked_sum(imap(identity, range(200), 1), 200)
 
 
 def checked_sum(results, n):
@@ -77,7 +75,7 @@ def sweep(peer, kind, candidates, measure):
 
 def throughput(peer, kind, workers, chunksize):
     with peer.open(kind, workers) as imap:
-        checked_sum(imap(identity, range(200), 1), 200)       # start the workers
+        start_workers(imap)
         items = {}
 
         def measure(size):
@@ -89,11 +87,11 @@ def throughput(peer, kind, workers, chunksize):
 
 
 def factorize(peer, kind, workers, chunksize):
-    nums = [10**7 + 7919 * i for i in range(FACTORIZE_ITEMS)]
+    nums = seed004_numbers(FACTORIZE_ITEMS)
     # order-free check: the factors of each number multiply back to it
     expected = sum(nums)
     with peer.open(kind, workers) as imap:
-        checked_sum(imap(identity, range(200), 1), 200)
+        start_workers(imap)
 
         def measure(size):
             start = time.perf_counter()
@@ -116,7 +114,7 @@ def first_result(peer, kind, workers, chunksize):
     """Seed 000: the input yields an item every 25 ms; each item takes
     25 ms of work.  A lazy map has its first result after about 50 ms."""
     with peer.open(kind, workers) as imap:
-        checked_sum(imap(identity, range(200), 1), 200)
+        start_workers(imap)
         start = time.perf_counter()
         first = None
         count = 0
@@ -138,8 +136,8 @@ def memory(peer, kind, workers, chunksize):
     """Peak resident memory above the start of the map, over 5 M trivial
     items whose results are dropped as they come."""
     with peer.open(kind, workers) as imap:
-        checked_sum(imap(identity, range(200), 1), 200)
-        baseline = resident_mib("VmRSS")
+        start_workers(imap)
+        baseline = status_mib("VmRSS")
         print("baseline %f" % baseline, flush=True)
         start = time.perf_counter()
         count = total = 0
@@ -150,7 +148,7 @@ def memory(peer, kind, workers, chunksize):
                 progress(count)
         elapsed = time.perf_counter() - start
         assert count == MEMORY_ITEMS and total == MEMORY_ITEMS * (MEMORY_ITEMS - 1) // 2
-        return {"value": resident_mib("VmHWM") - baseline, "baseline_mib": baseline,
+        return {"value": status_mib("VmHWM") - baseline, "baseline_mib": baseline,
                 "seconds": elapsed}
 
 
