@@ -108,6 +108,12 @@ SF_API int sf_proc_serve(int task_fd, int result_fd, int ring_fd, sf_proc_handle
  * parent holds, is closed (a thread watches for it): that covers a worker
  * started through a fork server, whose starter is not the parent. */
 SF_API int sf_proc_die_with_parent(int task_fd);
+/* Worker side, before any task runs: lead a process group of one's own, so
+ * that what the tasks start (subprocesses and theirs) ends with the worker:
+ * a supervised worker's group is killed when it is buried (sf_proc_worker),
+ * and the parent-death watcher of sf_proc_die_with_parent kills the group.
+ * A descendant that leaves the group (setsid, setpgid) escapes. */
+SF_API int sf_proc_lead_process_group(void);
 SF_API int sf_proc_reply(sf_proc_server *server, uint64_t id, uint32_t kind, const void *data,
                   uint32_t len);
 /* Nonzero when the parent cancelled item `id` (see sf_proc_cancel_below). */
@@ -130,7 +136,9 @@ typedef struct sf_proc_worker_ops {
     /* Start a process running sf_proc_serve; 0, or nonzero if none can start. */
     int (*spawn)(void *ctx, sf_proc_spawned *out);
     /* The process has exited (or is exiting): reap it and return its exit
-     * code (>= 0) or minus the signal that killed it. */
+     * code (>= 0) or minus the signal that killed it.  Then the engine
+     * kills the process group the worker led (sf_proc_lead_process_group),
+     * if it led one. */
     int (*reap)(void *ctx, void *handle);
     /* Optional: called around every wait (e.g. release a runtime lock). */
     void (*release)(void *ctx);

@@ -403,10 +403,16 @@ static void *watch_parent(void *raw)
             return NULL;
         if (fd.revents & POLLNVAL)
             return NULL; /* the worker closed it: it is exiting anyway */
-        if (fd.revents & (POLLHUP | POLLERR))
-            kill(getpid(), SIGKILL); /* its results have nowhere to go */
+        if (fd.revents & (POLLHUP | POLLERR)) {
+            /* its results have nowhere to go; what its tasks started goes too */
+            if (getpgrp() == getpid())
+                kill(0, SIGKILL);
+            kill(getpid(), SIGKILL);
+        }
     }
 }
+
+int sf_proc_lead_process_group(void) { return setpgid(0, 0) == 0 ? 0 : -errno; }
 
 int sf_proc_die_with_parent(int task_fd)
 {

@@ -66,12 +66,24 @@ static int recv_unlocked(sf_proc_worker *w, sf_proc_msg *msg, int64_t deadline_n
     return rc;
 }
 
-/* Close the channel and reap the process; its exit status. */
+/* Close the channel, reap the process, and kill what is left of the process
+ * group it led: a task's subprocesses end with their worker, whether it
+ * crashed, was killed for a timeout or by the embedder, or exited in order.
+ * Killed after the reap, so an orderly exit is never cut short.  Safe by
+ * pid: a group whose id is the worker's pid exists only if the worker made
+ * it, and while any member lives that number is not given to a new process;
+ * with no member left the kill finds no group (ESRCH), unless in the
+ * moment since the reap the kernel gave the number to a new process that
+ * at once made itself a group leader, which needs the pid space to wrap. */
 static int bury(sf_proc_worker *w)
 {
+    int pid = sf_proc_pid(w->ch);
     sf_proc_channel_close(w->ch);
     w->ch = NULL;
-    return w->ops.reap(w->ops.ctx, w->handle);
+    int status = w->ops.reap(w->ops.ctx, w->handle);
+    if (pid > 0)
+        kill(-pid, SIGKILL);
+    return status;
 }
 
 /* Ask an idle worker to exit, wait until it has, and reap it. */
@@ -105,6 +117,7 @@ int sf_proc_worker_start(sf_proc_worker *w)
         if (s.pidfd >= 0)
             close(s.pidfd);
         w->ops.reap(w->ops.ctx, s.handle);
+        kill(-s.pid, SIGKILL); /* see bury */
         return rc;
     }
     /* READY comes once the worker's set-up (an initializer) succeeded */

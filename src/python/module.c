@@ -113,6 +113,8 @@ static PyMethodDef module_methods[] = {
      "wire_decode(kind, bytes) -> (value, failed): a reply as the parent reads it."},
     {"die_with_parent", sfpy_die_with_parent, METH_O,
      "die_with_parent(task_fd): this worker process never outlives its parent."},
+    {"lead_process_group", sfpy_lead_process_group, METH_NOARGS,
+     "lead_process_group(): what this worker's tasks start ends with it."},
     {"broadcast", sfpy_broadcast, METH_VARARGS,
      "broadcast(iterable, n, buffersize) -> (Broadcast, readers): one input read once by n "
      "readers, at most buffersize items (0: no bound) ahead of the slowest open one."},

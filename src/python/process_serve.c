@@ -134,6 +134,18 @@ PyObject *sfpy_serve(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyObject *sfpy_lead_process_group(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    int rc = sf_proc_lead_process_group();
+    if (rc != 0) {
+        errno = -rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
 PyObject *sfpy_die_with_parent(PyObject *module, PyObject *arg)
 {
     (void)module;

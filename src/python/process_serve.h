@@ -8,5 +8,7 @@
 PyObject *sfpy_serve(PyObject *module, PyObject *args);
 /* die_with_parent(task_fd): sf_proc_die_with_parent for a worker process. */
 PyObject *sfpy_die_with_parent(PyObject *module, PyObject *task_fd);
+/* lead_process_group(): sf_proc_lead_process_group for a worker process. */
+PyObject *sfpy_lead_process_group(PyObject *module, PyObject *unused);
 
 #endif

@@ -4,7 +4,8 @@ interpreter (tests/stress/scenario.py), several at a time.
 
 A run that has not ended by its deadline is killed and counted as a hang
 (it is not waited for).  A run's lost items and leaks are what it reports;
-a run that exits with the map still live must leave no worker behind.
+a run that exits with the map still live must leave no worker behind,
+and no run may leave behind a process that a worker's task started.
 Prints a table of mode x API (runs, hangs, lost, leaks) and, last,
 exactly: stress: N runs, H hangs, L lost, K leaks
 
@@ -16,6 +17,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,7 +59,26 @@ def run_one(case, deadline):
     mode, api, pool, method = case
     args = [sys.executable, os.path.join(HERE, "scenario.py"), mode, api, pool] + (
         [method] if method else [])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE, os.path.dirname(HERE)]))
+    with tempfile.TemporaryDirectory() as descendants:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE, os.path.dirname(HERE)]),
+                   SF_STRESS_DESCENDANTS=descendants)
+        result = run_and_check(args, env, deadline)
+        started = [int(name) for name in os.listdir(descendants)]
+    # a task's subprocess ends with its worker: none is left once the run is
+    for _ in range(500):
+        left = [pid for pid in started if not gone(pid)]
+        if not left:
+            break
+        time.sleep(0.01)
+    else:
+        for pid in left:
+            os.kill(pid, 9)
+        result["leak"] = 1
+        result["why"] += " descendants left: %s" % left
+    return result
+
+
+def run_and_check(args, env, deadline):
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:

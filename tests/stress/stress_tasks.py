@@ -27,10 +27,27 @@ def square(x):
     return x * x
 
 
+def start_a_descendant():
+    """In a worker process, the faulty item first starts a long `sleep` and
+    notes its pid where the stress runner looks (SF_STRESS_DESCENDANTS): it
+    must end with its worker, however the worker ends."""
+    import multiprocessing
+    import subprocess
+
+    where = os.environ.get("SF_STRESS_DESCENDANTS")
+    if not where or multiprocessing.parent_process() is None:
+        return  # a thread pool's task is the program's own
+    child = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(os.path.join(where, str(child.pid)), "w"):
+        pass
+
+
 def fault(mode, x):
     """The item function for mode: item FAULT_AT fails as the mode says."""
     if x != FAULT_AT:
         return x * x
+    start_a_descendant()
     if mode == "os_exit":
         os._exit(3)
     if mode == "sigkill":
