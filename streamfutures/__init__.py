@@ -27,7 +27,7 @@ from . import _engine
 from ._as_completed import as_completed
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout, tee
 from .foreign import DEFAULT_FOREIGN_BUFFERSIZE, map
-from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
+from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor, UnguardedMainError
 from ._remote import DeserializationError, WorkerCrashedError
 from .stream import Stream
 from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
@@ -50,6 +50,7 @@ __all__ = [
     "Stream",
     "ThreadPoolExecutor",
     "TimeoutError",
+    "UnguardedMainError",
     "WorkerCrashedError",
     "DeserializationError",
     "map",

@@ -78,6 +78,8 @@ class WorkerCrashedError(BrokenProcessPool):
 
 class DeserializationError(BrokenProcessPool): ...
 
+class UnguardedMainError(BrokenProcessPool): ...
+
 class ProcessPoolExecutor(Executor):
     def __init__(
         self,

@@ -14,8 +14,11 @@ import traceback
 from concurrent.futures import TimeoutError
 from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 
-# sf_proc_lost in include/streamfutures.h
-CRASHED, TIMED_OUT, UNAVAILABLE = 1, 2, 3
+# sf_proc_lost in include/streamfutures.h, and the pool itself broken
+# (SFPY_LOST_POOL_BROKEN in src/python/pool_ctx.h)
+BROKEN, CRASHED, TIMED_OUT, UNAVAILABLE = 0, 1, 2, 3
+
+POOL_BROKEN = "A child process terminated abruptly, the process pool is not usable anymore"
 
 PENDING_LOST = (
     "A process in the process pool was terminated abruptly while the future was "
@@ -60,6 +63,8 @@ def lost_error(why, status, timeout):
             "the task ran longer than task_timeout=%g s; its worker process was "
             "stopped and replaced" % timeout
         )
+    if why == BROKEN:
+        return BrokenProcessPool(POOL_BROKEN)
     return BrokenProcessPool(PENDING_LOST)
 
 

@@ -17,9 +17,10 @@ from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import reduction
 
-from . import _engine, _progress, _remote
+from . import _engine, _progress, _remote, _start_method, _unguarded_main
 from . import thread as _thread
 from ._remote import WorkerCrashedError
+from ._unguarded_main import UnguardedMainError
 from ._validate import DEFAULT, map_arguments
 
 #: map()'s default window is this many items per worker process: batches
@@ -33,7 +34,8 @@ RING_BYTES = 1 << 20
 _cpu_count = getattr(os, "process_cpu_count", os.cpu_count)
 
 # Every descriptor the pools of this process made for their workers
-# (pipes, result rings, pidfds), as fd -> (st_dev, st_ino), under _fds_lock.
+# (pipes, result rings, pidfds, and multiprocessing's own pipes to each
+# worker process), as fd -> (st_dev, st_ino), under _fds_lock.
 # A worker started with fork inherits all of them and closes all but its
 # own first: a sibling's pipe held open would hide that sibling's death and
 # its parent's exit.  A descriptor is made and registered under the lock,
@@ -114,11 +116,36 @@ class _Fd:
         return _Fd(duplicated.detach())
 
 
+def _forget_the_parents_forkserver():
+    """A forked worker's copy of multiprocessing's forkserver state names
+    the parent's forkserver, which is not this process's child: a default
+    pool made in a task here would fail on it (ECHILD).  Forget it (and
+    close our copy of its liveness pipe) so one of our own is started if
+    a task needs it."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    if server is None or getattr(server, "_forkserver_pid", None) is None:
+        return  # spawn or forkserver: this process started afresh
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if alive is not None:
+        try:
+            os.close(alive)
+        except OSError:
+            pass
+    preload = getattr(server, "_preload_modules", None)
+    type(server).__init__(server)
+    if preload is not None:
+        server._preload_modules = preload
+
+
 def _worker_main(task, result, ring, initializer, initargs):
     """A worker process: run the engine's serve loop until told to stop."""
     # Ctrl-C is the parent's to handle: it cancels what has not started and
     # stops the workers, which would otherwise all print a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # what the tasks start ends with this worker (the engine kills the group)
+    _engine.lead_process_group()
     _engine.die_with_parent(task.fd)  # no orphan when the parent is killed mid-task
     global _serving_fds
     _serving_fds = (task.fd, result.fd, ring.fd)
@@ -126,6 +153,7 @@ def _worker_main(task, result, ring, initializer, initargs):
         if fd not in _serving_fds and _still_same(fd, identity):
             os.close(fd)
     _engine_fds.clear()
+    _forget_the_parents_forkserver()
     if initializer is not None:
         try:
             initializer(*initargs)
@@ -135,6 +163,17 @@ def _worker_main(task, result, ring, initializer, initargs):
             # marks the pool broken, as the stdlib does
             return
     _engine.serve(task.fd, result.fd, ring.fd)
+
+
+def _multiprocessing_fds(process):
+    """The parent's ends of multiprocessing's pipes to a started process:
+    its sentinel, and what its Popen closes when it is finalized."""
+    fds = {process.sentinel}
+    finalizer = getattr(getattr(process, "_popen", None), "finalizer", None)
+    closes = getattr(finalizer, "_args", None)
+    if closes and isinstance(closes[0], (tuple, list)):
+        fds.update(fd for fd in closes[0] if isinstance(fd, int))
+    return fds
 
 
 def _close_fds(identities):
@@ -156,6 +195,7 @@ class _Spawner:
         self.processes = {}
         self.lock = threading.Lock()
         self.stopping = False
+        self.unguarded_main = False  # a worker refused to start a pool while importing main
 
     def spawn(self):
         if self.stopping:
@@ -178,8 +218,11 @@ class _Spawner:
             if self.forks:
                 with _fds_lock:  # the child's copy of _engine_fds is complete
                     process.start()
+                    process._sf_mp_fds = _register(_multiprocessing_fds(process))
             else:
                 process.start()  # the child gets only the descriptors passed
+                with _fds_lock:
+                    process._sf_mp_fds = _register(_multiprocessing_fds(process))
         except BaseException:
             _close_fds(identities)
             raise
@@ -195,14 +238,28 @@ class _Spawner:
         return process, process.pid, task_w, result_r, ring, pidfd
 
     def reap(self, process):
-        with _fds_lock:  # the engine closed them
-            for fd, identity in process._sf_fds.items():
-                if _engine_fds.get(fd) == identity:
-                    del _engine_fds[fd]
         process.join()
+        exitcode = process.exitcode
         with self.lock:
             self.processes.pop(process.pid, None)
-        return process.exitcode
+            if exitcode == _unguarded_main.UNGUARDED_MAIN_EXIT and not self.forks:
+                self.unguarded_main = True
+        with _fds_lock:  # the engine closed its own; close() closes multiprocessing's
+            for fd, identity in {**process._sf_fds, **process._sf_mp_fds}.items():
+                if _engine_fds.get(fd) == identity:
+                    del _engine_fds[fd]
+            process.close()
+        return exitcode
+
+    def lost_error(self, why, status, timeout):
+        """The exception of items that got no answer, or of the broken pool."""
+        if why in (_remote.BROKEN, _remote.UNAVAILABLE):
+            with self.lock:
+                unguarded = self.unguarded_main
+            if unguarded:
+                return _unguarded_main.UnguardedMainError(
+                    _unguarded_main.UNGUARDED_MAIN_MESSAGE % self.mp_context.get_start_method())
+        return _remote.lost_error(why, status, timeout)
 
     def signal_all(self, operation):
         with self.lock:
@@ -228,6 +285,7 @@ class ProcessPoolExecutor(_base.Executor):
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), *,
                  max_tasks_per_child=None):
+        _unguarded_main.refuse_while_bootstrapping()
         if max_workers is None:
             max_workers = _cpu_count() or 1
         elif max_workers <= 0:
@@ -235,14 +293,8 @@ class ProcessPoolExecutor(_base.Executor):
         if mp_context is None:
             if max_tasks_per_child is not None:
                 mp_context = mp.get_context("spawn")
-            elif (mp.get_start_method(allow_none=True) is None
-                  and "forkserver" in mp.get_all_start_methods()):
-                # Python 3.14's default on every version: workers are
-                # started from engine threads, and fork() in a process with
-                # threads is unsafe unless asked for (see README)
-                mp_context = mp.get_context("forkserver")
             else:
-                mp_context = mp.get_context()
+                mp_context = _start_method.default_context()
         self._mp_context = mp_context
         self._safe_to_dynamically_spawn_children = (
             mp_context.get_start_method(allow_none=False) != "fork"
@@ -268,7 +320,7 @@ class ProcessPoolExecutor(_base.Executor):
         self._pool = _engine.Pool(
             max_workers, "ProcessPoolExecutor-%d" % self._counter(), None, (),
             spawn=self._spawner.spawn, reap=self._spawner.reap,
-            lost_error=_remote.lost_error, max_tasks=max_tasks_per_child or 0,
+            lost_error=self._spawner.lost_error, max_tasks=max_tasks_per_child or 0,
         )
         with _thread._exit_lock:
             if not _thread._exiting:
@@ -338,9 +390,9 @@ class ProcessPoolExecutor(_base.Executor):
     @property
     def _broken(self):
         if self._pool.broken:
-            return "A child process terminated abruptly, the process pool is not usable anymore"
+            return str(self._spawner.lost_error(_remote.BROKEN, 0, 0.0))
         return False
 
 
-__all__ = ["BrokenProcessPool", "ProcessPoolExecutor", "WorkerCrashedError",
+__all__ = ["BrokenProcessPool", "ProcessPoolExecutor", "UnguardedMainError", "WorkerCrashedError",
            "DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER"]

@@ -293,8 +293,8 @@ static int take_or_not(SfMapIterObject *it, PyObject **out, int wait)
     case SF_SHUT_DOWN:
         return raise_and_finish(it, PyExc_RuntimeError, SFPY_SHUTDOWN_MESSAGE), -1;
     case SF_BROKEN:
-        return raise_and_finish(it, it->pool_ctx->broken_type, it->pool_ctx->broken_message),
-               -1;
+        finish(it);
+        return sfpy_raise_for_pool_error(it->pool_ctx, -EPIPE);
     default: /* SF_END */
         finish(it);
         return -1;

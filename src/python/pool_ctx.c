@@ -12,6 +12,8 @@
 #include <errno.h>
 
 #include "pool_ctx.h"
+#include "compat.h"
+#include "streamfutures_proc.h"
 
 sfpy_pool_ctx *sfpy_pool_ctx_new(PyObject *module, PyObject *initializer, PyObject *initargs,
                                  const char *name_prefix, PyObject *spawn, PyObject *reap,
@@ -82,11 +84,25 @@ int sfpy_pool_ctx_traverse(const sfpy_pool_ctx *ctx, visitproc visit, void *arg)
     return 0;
 }
 
+PyObject *sfpy_broken_error(const sfpy_pool_ctx *ctx, int pending)
+{
+    PyObject *exc;
+    if (ctx->proc)
+        exc = PyObject_CallFunction(ctx->proc->lost_error, "iid",
+                                    pending ? (int)SF_PROC_UNAVAILABLE : SFPY_LOST_POOL_BROKEN,
+                                    0, 0.0);
+    else
+        exc = PyObject_CallFunction(ctx->broken_type, "s", ctx->broken_message);
+    return exc ? exc : sfpy_fetch_exception();
+}
+
 int sfpy_raise_for_pool_error(const sfpy_pool_ctx *ctx, int rc)
 {
-    if (rc == -EPIPE)
-        PyErr_SetString(ctx->broken_type, ctx->broken_message);
-    else if (rc == -ESHUTDOWN)
+    if (rc == -EPIPE) {
+        PyObject *exc = sfpy_broken_error(ctx, 0);
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    } else if (rc == -ESHUTDOWN)
         PyErr_SetString(PyExc_RuntimeError, SFPY_SHUTDOWN_MESSAGE);
     else if (rc == -ENOMEM)
         PyErr_NoMemory();

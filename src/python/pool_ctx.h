@@ -22,12 +22,17 @@
 #define SFPY_FORKED_MESSAGE \
     "cannot use an executor in a forked child: its threads belong to the parent process"
 
+/* lost_error's `why` for the pool itself being broken (the others are
+ * enum sf_proc_lost's) */
+#define SFPY_LOST_POOL_BROKEN 0
+
 /* How a process pool makes and buries its worker processes (Python
  * callables of streamfutures.process) and reports lost items. */
 typedef struct sfpy_proc_conf {
     PyObject *spawn;      /* spawn() -> (handle, pid, task_fd, result_fd, ring_fd) | None */
     PyObject *reap;       /* reap(handle) -> exit code, or -signal */
-    PyObject *lost_error; /* lost_error(why, status, timeout) -> exception */
+    PyObject *lost_error; /* lost_error(why, status, timeout) -> exception; why is an
+                             sf_proc_lost or SFPY_LOST_POOL_BROKEN */
     unsigned max_tasks;   /* per process; 0: no limit */
 } sfpy_proc_conf;
 
@@ -54,6 +59,10 @@ sfpy_pool_ctx *sfpy_pool_ctx_new(PyObject *module, PyObject *initializer, PyObje
                                  PyObject *lost_error, unsigned max_tasks);
 void sfpy_pool_ctx_free(sfpy_pool_ctx *ctx);
 int sfpy_pool_ctx_traverse(const sfpy_pool_ctx *ctx, visitproc visit, void *arg);
+/* The exception of a broken pool (a new reference; never NULL): for the
+ * pool itself, or with `pending` for work it will never run.  A process
+ * pool's comes from lost_error, which can name why its workers died. */
+PyObject *sfpy_broken_error(const sfpy_pool_ctx *ctx, int pending);
 /* Raise the exception for an engine error code (sf_pool_submit,
  * sf_map_create); always returns -1. */
 int sfpy_raise_for_pool_error(const sfpy_pool_ctx *ctx, int rc);

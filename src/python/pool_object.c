@@ -82,14 +82,9 @@ static void submit_drop(sf_job *job, int reason)
 {
     submit_job *j = (submit_job *)job;
     if (reason == -EPIPE) {
-        PyObject *exc = PyObject_CallFunction(j->ctx->broken_type, "s",
-                                              j->ctx->proc ? SFPY_PENDING_LOST_MESSAGE
-                                                           : j->ctx->broken_message);
-        if (exc)
-            sfpy_future_drop(j->ctx->state, j->future, exc);
-        else
-            PyErr_WriteUnraisable(j->future);
-        Py_XDECREF(exc);
+        PyObject *exc = sfpy_broken_error(j->ctx, 1);
+        sfpy_future_drop(j->ctx->state, j->future, exc);
+        Py_DECREF(exc);
     } else {
         sfpy_future_drop(j->ctx->state, j->future, NULL);
     }

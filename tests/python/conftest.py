@@ -3,12 +3,18 @@ behind: the autouse fixture compares the process's native threads (engine
 threads are not in threading.enumerate()), its child processes and its
 open fds before and after each test.  multiprocessing's own long-lived
 helpers (the forkserver and the resource tracker) are started once first,
-so they count as the baseline."""
+so they count as the baseline.
+
+A test that forks worker processes from this multi-threaded process must
+ask for it (the ``forks`` mark): the fork_warnings fixture records Python
+3.12+'s "is multi-threaded, use of fork()" DeprecationWarning there, and
+fails any other test that makes one (a default pool silently forking)."""
 import gc
 import multiprocessing
 import os
 import sys
 import threading
+import warnings
 
 import pytest
 
@@ -40,6 +46,31 @@ def no_leaks(multiprocessing_helpers):
     assert native_threads() == threads, "the test left a thread running"
     assert set(threading.enumerate()) == py_threads, "the test left a Python thread"
     assert open_fds() == fds, "the test left a file descriptor open"
+
+
+FORK_WARNING = "is multi-threaded, use of fork() may lead to deadlocks"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "forks: the test starts worker processes with fork, and Python 3.12+ warns")
+
+
+@pytest.fixture(autouse=True)
+def fork_warnings(request):
+    """The fork warnings the test made, recorded; every other warning is
+    passed on to pytest as it came."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+    forked = [w for w in caught if issubclass(w.category, DeprecationWarning)
+              and FORK_WARNING in str(w.message)]
+    for w in caught:
+        if w not in forked:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    if forked and request.node.get_closest_marker("forks") is None:
+        pytest.fail("%d worker process(es) forked from a multi-threaded process in a test that "
+                    "did not ask for fork: %s" % (len(forked), forked[0].message), pytrace=False)
 
 
 class Gate:

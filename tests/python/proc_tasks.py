@@ -157,3 +157,38 @@ def note_signals_in(path):
             f.write("signal\n")
 
     signal.signal(signal.SIGUSR1, handler)
+
+
+PARENT_MARK = None  # set at run time by a test's parent process
+
+
+def how_started(_=None):
+    """How this worker was started, as seen from inside: fork copies the
+    parent's run-time state (PARENT_MARK) and keeps it as the parent;
+    spawn starts afresh as its child; forkserver's children are the
+    forkserver's."""
+    return os.getppid(), PARENT_MARK
+
+
+def start_method_seen(parent_pid, ppid, mark):
+    if mark is not None:
+        return "fork"
+    return "spawn" if ppid == parent_pid else "forkserver"
+
+
+def start_a_descendant(pid_file, then="return"):
+    """Start a long `sleep` (and it a child of its own), write their pids
+    to pid_file, then return, hang, or crash this worker."""
+    import subprocess
+
+    child = subprocess.Popen(["sh", "-c", "sleep 1000 & echo $!; wait"],
+                             stdout=subprocess.PIPE, text=True)
+    grandchild = int(child.stdout.readline())
+    with open(pid_file + ".tmp", "w") as f:
+        f.write("%d %d\n" % (child.pid, grandchild))
+    os.rename(pid_file + ".tmp", pid_file)
+    if then == "hang":
+        time.sleep(1000)
+    elif then == "crash":
+        os._exit(3)
+    return child.pid

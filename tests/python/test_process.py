@@ -16,13 +16,18 @@ import pytest
 
 import proc_tasks as t
 import streamfutures as sf
+from conftest import wait_until
 from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 
-METHODS = [m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()]
+# fork is asked for by name (and Python 3.12+ warns: conftest records it)
+METHODS = [pytest.param(m, marks=pytest.mark.forks) if m == "fork" else m
+           for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()]
 
 
-def pool(workers=2, method="fork", **kwargs):
-    return sf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), **kwargs)
+def pool(workers=2, method=None, **kwargs):
+    """A pool of the given start method; by default the default one."""
+    context = multiprocessing.get_context(method) if method else None
+    return sf.ProcessPoolExecutor(workers, mp_context=context, **kwargs)
 
 
 def outcomes(iterator):
@@ -377,14 +382,151 @@ def test_pools_inside_a_worker_work_also_in_a_replacement_forked_from_an_engine_
         assert ex.submit(t.nested_pools, 4).result() == 14  # in the replacement
 
 
-def test_the_default_start_method_is_forkserver_unless_one_was_chosen():
-    with sf.ProcessPoolExecutor(1) as ex:
-        expected = "forkserver" if multiprocessing.get_start_method(allow_none=True) is None \
-            else multiprocessing.get_start_method()
-        assert ex._mp_context.get_start_method() == expected
+# How each default pool's workers were started, seen from inside them.
+START_METHODS_SEEN = """
+    import os, warnings, multiprocessing as mp, concurrent.futures as cf
+    warnings.simplefilter("ignore", DeprecationWarning)  # fork's, when asked for
+    import streamfutures as sf, proc_tasks as t
+    t.PARENT_MARK = "set in the parent"
+
+    def default_pools(n):
+        seen = []
+        for _ in range(n):
+            with sf.ProcessPoolExecutor(2) as ex:
+                seen.append(t.start_method_seen(os.getpid(), *ex.submit(t.how_started).result()))
+        return ",".join(seen)
+"""
+
+
+def test_default_pools_stay_forkserver_before_and_after_other_processes_start():
+    # multiprocessing fixes its global default to fork when the first spawn
+    # or forkserver process starts (ours, the stdlib's, or a Queue's use)
+    code, out, err = run_script(START_METHODS_SEEN + """
+    if __name__ == "__main__":
+        print(default_pools(3))
+        with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as std:
+            std.submit(abs, 1).result()
+        mp.Queue().close()
+        print(default_pools(3), mp.get_start_method(allow_none=True))
+    """)
+    assert code == 0, err
+    assert out.split() == ["forkserver,forkserver,forkserver", "forkserver,forkserver,forkserver",
+                           "fork"]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("chosen", ["before import", "after import"])
+def test_a_chosen_start_method_is_the_default_pools(method, chosen):
+    early = ("    import multiprocessing\n    multiprocessing.set_start_method(%r)\n" % method
+             if chosen == "before import" else "")
+    code, out, err = run_script(early + START_METHODS_SEEN + """
+    if __name__ == "__main__":
+        if mp.get_start_method(allow_none=True) is None:
+            mp.set_start_method(%r)
+        print(default_pools(2))
+        mp.set_start_method(None, force=True)  # reset: the default again
+        print(default_pools(1))
+    """ % method)
+    assert code == 0, err
+    assert out.split() == [",".join([method] * 2), "forkserver"]
+
+
+UNGUARDED = {
+    "map": "with sf.ProcessPoolExecutor(2) as ex:\n    print('result', sum(ex.map(abs, range(1000))))",
+    "submit": "with sf.ProcessPoolExecutor(2) as ex:\n    print('result', ex.submit(abs, -3).result())",
+    "stream": "print('result', sum(sf.Stream(range(3000)).map(abs, processes=2)))",
+}
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+@pytest.mark.parametrize("api", sorted(UNGUARDED))
+def test_a_script_without_a_main_guard_fails_loudly_and_runs_nothing_twice(tmp_path, api, method):
+    # each worker imports the main module: the pool it would start there
+    # again is refused, as the stdlib refuses it, and the parent's pool
+    # breaks with the reason (never a silent re-run, never a hang)
+    script = tmp_path / "unguarded.py"
+    script.write_text("import multiprocessing as mp\nimport streamfutures as sf\n"
+                      "mp.set_start_method(%r, force=True)\n%s\n" % (method, UNGUARDED[api]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=str(tmp_path))
+    assert proc.returncode != 0
+    assert "result" not in proc.stdout  # not in the parent, not in any worker
+    assert "An attempt has been made to start a new process before the" in proc.stderr
+    assert "streamfutures._unguarded_main.UnguardedMainError" in proc.stderr
+    assert "Put that code under 'if __name__ == \"__main__\":'" in proc.stderr
+    assert "started with %s" % method in proc.stderr
+
+
+def test_a_guarded_script_runs_its_work_once(tmp_path):
+    script = tmp_path / "guarded.py"
+    script.write_text("import streamfutures as sf\nif __name__ == '__main__':\n"
+                      "    with sf.ProcessPoolExecutor(2) as ex:\n"
+                      "        print('result', sum(ex.map(abs, range(1000))))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=str(tmp_path))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "result 499500\n", "")
 
 
 # 6. descriptors and process lifetime ----------------------------------------
+
+
+def alive(pid):
+    """Running, not a zombie (a killed descendant may wait a while to be
+    reaped by whichever process adopted it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def descendants_started(pid_file):
+    wait_until(lambda: os.path.exists(pid_file), "the task started its descendants")
+    with open(pid_file) as f:
+        return [int(p) for p in f.read().split()]
+
+
+STOPPED_BY_THE_POOL = {
+    "task_timeout": lambda ex, f: ex.submit_with_timeout(1.0, t.start_a_descendant, f, "hang"),
+    "crash": lambda ex, f: ex.submit(t.start_a_descendant, f, "crash"),
+    "kill_workers": lambda ex, f: ex.submit(t.start_a_descendant, f, "hang"),
+    "terminate_workers": lambda ex, f: ex.submit(t.start_a_descendant, f, "hang"),
+    "shutdown": lambda ex, f: ex.submit(t.start_a_descendant, f, "return"),
+}
+RAISES = {"task_timeout": cf.TimeoutError, "crash": sf.WorkerCrashedError,
+          "kill_workers": sf.WorkerCrashedError, "terminate_workers": sf.WorkerCrashedError}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("how", sorted(STOPPED_BY_THE_POOL))
+def test_a_worker_that_ends_takes_the_processes_its_task_started(tmp_path, how, method):
+    pid_file = str(tmp_path / "descendants")
+    ex = pool(1, method)
+    try:
+        future = STOPPED_BY_THE_POOL[how](ex, pid_file)
+        pids = descendants_started(pid_file)
+        if how != "crash":  # a crash may already have taken them
+            assert all(alive(p) for p in pids)
+        if how in ("kill_workers", "terminate_workers"):
+            getattr(ex, how)()
+        if how in RAISES:
+            with pytest.raises(RAISES[how]):
+                future.result(timeout=30)
+        else:
+            assert future.result(timeout=30) == pids[0]
+        if how in ("task_timeout", "crash"):  # the replacement serves on
+            assert ex.submit(t.square, 7).result(timeout=30) == 49
+    finally:
+        ex.shutdown(wait=True)
+    wait_until(lambda: not any(alive(p) for p in pids), "the descendants were killed")
+
+
+
+def identity(pid, fd):
+    st = os.stat("/proc/%d/fd/%d" % (pid, fd))
+    return st.st_dev, st.st_ino
 
 
 def descriptors_of(pid):
@@ -420,6 +562,14 @@ def test_a_worker_holds_only_its_own_descriptors(method):
         for fd in descriptors_of(os.getpid()):  # the parent's: none leaks into an exec
             if fd in {fd for p in ex._spawner.processes.values() for fd in p._sf_fds}:
                 assert os.get_inheritable(fd) is False
+        # nor does any hold the parent's ends of multiprocessing's pipes to a
+        # sibling (compared by identity: every memfd reads back the same name)
+        mp_pipes_of = {pid: {identity(os.getpid(), fd) for fd in sf.process._multiprocessing_fds(p)}
+                       for pid, p in ex._spawner.processes.items()}
+        for pid in pids:
+            held = {identity(pid, fd) for fd in descriptors_of(pid)}
+            siblings = set().union(*(mp_pipes_of[other] for other in pids if other != pid))
+            assert not held & siblings
 
 
 @pytest.mark.parametrize("kind", ["exit", "sigkill", "segfault"])
