@@ -12,6 +12,7 @@ fails any other test that makes one (a default pool silently forking)."""
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -22,6 +23,16 @@ from streamfutures import _engine
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from census import child_pids, native_threads, open_fds  # noqa: E402
+
+
+def pytest_sessionstart(session):
+    # A shell starts a background command with SIGINT ignored, and Python
+    # then installs no handler: the Ctrl-C tests (here and in the child
+    # interpreters, which inherit the disposition) would wait for an
+    # interrupt that never comes.  They test a program started as a user
+    # starts one, with Python's own handler.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

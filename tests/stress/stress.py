@@ -15,6 +15,7 @@ import collections
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,11 @@ def run_and_check(args, env, deadline):
 
 
 def main():
+    # the Ctrl-C modes need Python's SIGINT handler in each run, which a
+    # run started from a background shell command would not get (it
+    # inherits SIGINT ignored): the disposition we pass on is the default
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=3)
