@@ -128,7 +128,7 @@ static PyMethodDef module_methods[] = {
 /* Every PyObject field of the state, for traverse and clear. */
 #define STATE_OBJECTS(X)                                                                  \
     X(pool_type) X(map_iter_type) X(broadcast_type) X(broadcast_reader_type) X(future_type) X(cancelled_error) X(timeout_error)      \
-    X(broken_thread_pool) X(broken_process_pool) X(logger) X(thread_enter)                \
+    X(broken_thread_pool) X(logger) X(thread_enter)                \
     X(thread_leave) X(str_set_running) X(str_set_result) X(str_set_exception)             \
     X(str_cancel) X(str_condition) X(str_state) X(str_result) X(str_exception)            \
     X(state_pending) X(state_running) X(state_finished) X(pickle_dumps) X(pickle_loads)   \
@@ -186,8 +186,6 @@ static int module_exec(PyObject *module)
         keep(&st->timeout_error, import_attr("concurrent.futures", "TimeoutError")) < 0 ||
         keep(&st->broken_thread_pool,
              import_attr("concurrent.futures.thread", "BrokenThreadPool")) < 0 ||
-        keep(&st->broken_process_pool,
-             import_attr("concurrent.futures.process", "BrokenProcessPool")) < 0 ||
         keep(&st->exception_with_traceback,
              import_attr("concurrent.futures.process", "_ExceptionWithTraceback")) < 0 ||
         keep(&st->pickle_dumps, import_attr("pickle", "dumps")) < 0 ||

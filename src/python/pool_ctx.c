@@ -30,8 +30,6 @@ sfpy_pool_ctx *sfpy_pool_ctx_new(PyObject *module, PyObject *initializer, PyObje
     ctx->interp = PyInterpreterState_Get();
     ctx->initializer = initializer == Py_None ? NULL : Py_NewRef(initializer);
     ctx->initargs = Py_NewRef(initargs);
-    ctx->broken_type = Py_NewRef(spawn ? st->broken_process_pool : st->broken_thread_pool);
-    ctx->broken_message = spawn ? SFPY_PROCESS_BROKEN_MESSAGE : SFPY_THREAD_BROKEN_MESSAGE;
     ctx->name_prefix = PyUnicode_FromString(name_prefix);
     if (!ctx->name_prefix)
         goto fail;
@@ -59,7 +57,6 @@ void sfpy_pool_ctx_free(sfpy_pool_ctx *ctx)
     Py_XDECREF(ctx->initializer);
     Py_XDECREF(ctx->initargs);
     Py_XDECREF(ctx->name_prefix);
-    Py_XDECREF(ctx->broken_type);
     if (ctx->proc) {
         Py_XDECREF(ctx->proc->spawn);
         Py_XDECREF(ctx->proc->reap);
@@ -92,7 +89,8 @@ PyObject *sfpy_broken_error(const sfpy_pool_ctx *ctx, int pending)
                                     pending ? (int)SF_PROC_UNAVAILABLE : SFPY_LOST_POOL_BROKEN,
                                     0, 0.0);
     else
-        exc = PyObject_CallFunction(ctx->broken_type, "s", ctx->broken_message);
+        exc = PyObject_CallFunction(ctx->state->broken_thread_pool, "s",
+                                    SFPY_THREAD_BROKEN_MESSAGE);
     return exc ? exc : sfpy_fetch_exception();
 }
 

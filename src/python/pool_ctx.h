@@ -9,14 +9,10 @@
 #include "state.h"
 #include "streamfutures.h"
 
+/* the stdlib's text for a thread pool that broke (a process pool's are in
+ * streamfutures/_remote.py: its lost_error makes them) */
 #define SFPY_THREAD_BROKEN_MESSAGE \
     "A thread initializer failed, the thread pool is not usable anymore"
-/* the stdlib's texts for a process pool that broke, and for its pending work */
-#define SFPY_PROCESS_BROKEN_MESSAGE \
-    "A child process terminated abruptly, the process pool is not usable anymore"
-#define SFPY_PENDING_LOST_MESSAGE                                               \
-    "A process in the process pool was terminated abruptly while the future was " \
-    "running or pending."
 #define SFPY_SHUTDOWN_MESSAGE "cannot schedule new futures after shutdown"
 #define SFPY_EXIT_MESSAGE "cannot schedule new futures after interpreter shutdown"
 #define SFPY_FORKED_MESSAGE \
@@ -43,8 +39,6 @@ typedef struct sfpy_pool_ctx {
     PyObject *initializer;      /* or NULL */
     PyObject *initargs;         /* tuple */
     PyObject *name_prefix;      /* str: threads are named "<prefix>_<n>" */
-    PyObject *broken_type;      /* BrokenThreadPool or BrokenProcessPool */
-    const char *broken_message;
     sfpy_proc_conf *proc;       /* NULL: a thread pool */
     /* the zombie registry's link (zombies.c): set when the Pool object is
      * gone before its threads, so registering can never fail */

@@ -20,7 +20,6 @@ typedef struct sfpy_state {
     PyObject *cancelled_error;   /* concurrent.futures.CancelledError */
     PyObject *timeout_error;     /* concurrent.futures.TimeoutError */
     PyObject *broken_thread_pool;  /* concurrent.futures.thread.BrokenThreadPool */
-    PyObject *broken_process_pool; /* concurrent.futures.process.BrokenProcessPool */
     PyObject *logger;            /* concurrent.futures._base.LOGGER */
     PyObject *thread_enter, *thread_leave; /* streamfutures._threads */
     PyObject *str_set_running, *str_set_result, *str_set_exception, *str_cancel;
