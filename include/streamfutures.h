@@ -136,8 +136,8 @@ SF_API unsigned sf_pool_thread_count(const sf_pool *pool);
 /* After sf_pool_shutdown: wait until every thread has exited, then join
  * them.  0: joined, the pool may be destroyed.  -ETIMEDOUT: deadline_ns
  * (sf_now_ns's clock; -1: none) passed first; call again.  -EBUSY: all
- * that is left are input pulls made for a map whose consumer is attached,
- * still inside the embedder's pull (an input blocked on something that may
+ * that is left are input pulls made for a map whose consumer is attached
+ * (or was, until it closed the map mid-pull), still inside the embedder's pull (an input blocked on something that may
  * never come): they are not waited for, the workers have been joined, the
  * input threads go on (a pull that returns gets new workers for its
  * items), and the pool must be joined again (0) before it is destroyed. */

@@ -31,13 +31,17 @@ class AsyncResults:
     def __aiter__(self):
         return self
 
-    def _take_batch(self):
-        """On an executor thread: one outcome (waiting), then all ready ones."""
+    @staticmethod
+    def _take_batch(next_, poll):
+        """On an executor thread: one outcome (waiting), then all ready ones.
+        It is given the map's methods, not the adapter: the executor's
+        thread may hold its call a while after the result is set, and the
+        adapter must die at a `break` for its ``__del__`` to close the map."""
         batch = []
         try:
-            batch.append((_RESULT, self._next()))
+            batch.append((_RESULT, next_()))
             while True:
-                got, value = self._poll()
+                got, value = poll()
                 if not got:
                     break
                 batch.append((_RESULT, value))
@@ -56,7 +60,7 @@ class AsyncResults:
 
             loop = asyncio.get_running_loop()
             try:
-                self._ready.extend(await loop.run_in_executor(None, self._take_batch))
+                self._ready.extend(await loop.run_in_executor(None, self._take_batch, self._next, self._poll))
             except BaseException:  # cancelled (or the loop is going): stop the map
                 self._close()
                 raise

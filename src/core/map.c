@@ -30,7 +30,11 @@
  *   a drained map (consumer gone) keeps no finished value: it is discarded
  *   and its slot freed at once, so a fire-and-forget map stays O(W);
  *   refs = consumer (0/1) + posted feed job (0/1) + posted work jobs;
- *   jobs_working <= jobs_posted <= max_jobs (the pool's worker count).
+ *   jobs_working <= jobs_posted <= max_jobs (the pool's worker count);
+ *   pull_for_consumer (set under mu, cleared by whoever exchanges it
+ *   first): the pull under way counts once in the pool's in_pull, which a
+ *   join does not wait for; set only while a consumer is attached (a
+ *   detach takes it back).
  *
  * The pool reaches a live map only through its shutdown listener, which
  * takes a reference (refs > 0) for the call.
@@ -121,6 +125,7 @@ struct sf_map {
     int input_state;
     void *input_error;
     int pulling, feed_posted; /* pulling: slots taken by pulls under way */
+    _Atomic int pull_for_consumer; /* the pull under way counts as the consumer's (in_pull) */
     int pull_never_blocks;
     sf_job feed_job;
 
@@ -416,6 +421,15 @@ static void accept_item(sf_map *m, void *item, trash *t)
     fifo_push(m, &m->ready, idx);
 }
 
+/* The pull under way no longer counts as the consumer's own reading (it
+ * ended, or the consumer detached and left it to the pool): whichever of
+ * the two comes first takes it back, without mu. */
+static void stop_counting_pull_as_consumers(sf_map *m)
+{
+    if (atomic_exchange(&m->pull_for_consumer, 0))
+        sf__pool_pull_end(m->pool);
+}
+
 /* Items are pulled one per lock round trip: an input may block at any item
  * (a generator waiting for data), and the items pulled before it must
  * already be with the workers.  Only an input said never to block (a list,
@@ -440,17 +454,18 @@ static int feed_run(sf_job *job)
         m->pulling = want;
         /* a pull for an attached consumer is the consumer's own reading,
          * which a pool's join does not wait for; a detached map's input is
-         * work it promised to run */
-        int for_consumer = m->consumer;
-        sf__unlock(&m->mu);
-        if (for_consumer)
+         * work it promised to run, so detaching mid-pull makes the pull
+         * under way one the join waits for (let_go) */
+        if (m->consumer) {
             sf__pool_pull_begin(m->pool);
+            atomic_store(&m->pull_for_consumer, 1);
+        }
+        sf__unlock(&m->mu);
         int64_t pull_started = sf_now_ns();
         while (n < want && (got = m->ops.pull(m->ctx, &last)) == SF_PULL_ITEM)
             items[n++] = last;
         int64_t pull_ns = sf_now_ns() - pull_started;
-        if (for_consumer)
-            sf__pool_pull_end(m->pool);
+        stop_counting_pull_as_consumers(m);
         sf__lock(&m->mu);
         m->input_ns += pull_ns;
         m->pulling = 0;
@@ -1007,8 +1022,10 @@ static void let_go(sf_map *m, int keep_reading)
     m->drain = 1;
     m->finished = 1;
     drop_finished(m, &t);
-    if (keep_reading)
+    if (keep_reading) {
+        stop_counting_pull_as_consumers(m);
         maybe_post_feed(m, SF__BY_ENGINE);
+    }
     else if (m->input_state == INPUT_OPEN)
         m->input_state = INPUT_STOPPED; /* a pull under way is discarded when it returns */
     sf__unlock(&m->mu);

@@ -3,6 +3,7 @@ position, the loop never blocked, one wake per batch of ready results,
 and cancel / break / aclose close the map.  On asyncio's loop and on
 uvloop (from PyPI)."""
 import asyncio
+import concurrent.futures
 import threading
 import time
 
@@ -120,12 +121,12 @@ def test_one_wake_per_batch_of_ready_results(monkeypatch):
     sizes = []
     take_batch = _aio.AsyncResults._take_batch
 
-    def counting(self):
-        batch = take_batch(self)
+    def counting(next_, poll):
+        batch = take_batch(next_, poll)
         sizes.append(len(batch))
         return batch
 
-    monkeypatch.setattr(_aio.AsyncResults, "_take_batch", counting)
+    monkeypatch.setattr(_aio.AsyncResults, "_take_batch", staticmethod(counting))
 
     async def main():
         with sf.ThreadPoolExecutor(4) as ex:
@@ -183,3 +184,37 @@ def test_cancel_break_and_aclose_close_the_map(how):
     assert settled - before <= 1
     assert after == settled
     assert after < 100  # at most the window and what was taken
+
+
+class LingeringExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Its thread still holds the call a while after the call's result is
+    set, as the stdlib's worker does until its `del work_item`: the loop
+    may resume the coroutine in that gap."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        done = concurrent.futures.Future()
+
+        def call_then_linger():
+            try:
+                done.set_result(fn(*args, **kwargs))
+            except BaseException as e:
+                done.set_exception(e)
+            time.sleep(0.3)  # fn and args are still referenced here
+
+        super().submit(call_then_linger)
+        return done
+
+
+def test_break_closes_the_map_while_the_executor_thread_still_holds_its_call():
+    async def main():
+        asyncio.get_running_loop().set_default_executor(LingeringExecutor(1))
+        with sf.ThreadPoolExecutor(2) as ex:
+            results = ex.map(square, range(100_000), buffersize=4)
+            async for value in results:
+                if value == 4:
+                    break
+            del value
+            with pytest.raises(StopIteration):  # closed at the break
+                next(results)
+
+    asyncio.run(main())

@@ -3,6 +3,7 @@ bounded map, and crash isolation: events, counts and order, never times."""
 import asyncio
 import concurrent.futures as cf
 import itertools
+import json
 import multiprocessing
 import os
 import pickle
@@ -442,24 +443,46 @@ UNGUARDED = {
 }
 
 
+# What ends each process of an unguarded script, one line per process (one
+# write each): the parent and its workers share one stderr, where their
+# tracebacks interleave, even within a line
+REPORT_WHAT_ENDS_IT = """import json, os, sys
+def report(kind, exc, tb, _previous=sys.excepthook):
+    fd = os.open(%r, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, (json.dumps([os.getpid(), kind.__name__, str(exc)]) + "\\n").encode())
+    os.close(fd)
+    _previous(kind, exc, tb)
+sys.excepthook = report
+"""
+
+
 @pytest.mark.parametrize("method", ["forkserver", "spawn"])
 @pytest.mark.parametrize("api", sorted(UNGUARDED))
 def test_a_script_without_a_main_guard_fails_loudly_and_runs_nothing_twice(tmp_path, api, method):
     # each worker imports the main module: the pool it would start there
     # again is refused, as the stdlib refuses it, and the parent's pool
     # breaks with the reason (never a silent re-run, never a hang)
+    report = tmp_path / "ended"
     script = tmp_path / "unguarded.py"
-    script.write_text("import multiprocessing as mp\nimport streamfutures as sf\n"
+    script.write_text(REPORT_WHAT_ENDS_IT % str(report)
+                      + "import multiprocessing as mp\nimport streamfutures as sf\n"
                       "mp.set_start_method(%r, force=True)\n%s\n" % (method, UNGUARDED[api]))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=str(tmp_path))
-    assert proc.returncode != 0
-    assert "result" not in proc.stdout  # not in the parent, not in any worker
-    assert "An attempt has been made to start a new process before the" in proc.stderr
-    assert "streamfutures._unguarded_main.UnguardedMainError" in proc.stderr
-    assert "Put that code under 'if __name__ == \"__main__\":'" in proc.stderr
-    assert "started with %s" % method in proc.stderr
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, err
+    assert "result" not in out  # not in the parent, not in any worker
+    ended = {pid: (kind, message) for pid, kind, message in
+             (json.loads(line) for line in report.read_text().splitlines())}
+    parent_kind, parent_message = ended.pop(proc.pid)
+    assert parent_kind == "UnguardedMainError", err
+    assert "Put that code under 'if __name__ == \"__main__\":'" in parent_message
+    assert "started with %s" % method in parent_message
+    assert ended, "no worker reported its refusal"
+    for kind, message in ended.values():  # the workers: the stdlib's refusal
+        assert kind == "RuntimeError", err
+        assert "An attempt has been made to start a new process before the" in message
 
 
 def test_a_guarded_script_runs_its_work_once(tmp_path):
