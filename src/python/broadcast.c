@@ -10,13 +10,17 @@
  * reader holds the Broadcast; the Broadcast does not hold its readers (no
  * cycle), so a reader can be dropped on its own, which closes it: it stops
  * holding the others back.  The last reader closed frees the ring, whose
- * destroy callback releases the source.  Every ring callback runs with the
- * GIL held: pull and discard on the thread of a next() that holds it,
- * destroy in a close.  next() polls with the GIL held and only sleeps with
- * it released, in slices, so signal handlers run.  A reader is closed only
- * when no thread is inside its next() (a close from another thread during
- * one is carried out by that next() when it returns), so the ring is never
- * freed under a thread that is using it.
+ * destroy callback releases the source.  Every ring callback runs on a
+ * thread attached to the interpreter: pull and discard on the thread of a
+ * next(), destroy in a close.  next() polls attached and only sleeps with
+ * the GIL released, in slices, so signal handlers run.  A reader's fields
+ * are guarded by its critical section, the ring pointer by the
+ * Broadcast's (the last close frees the ring; cancel() reads it).  A
+ * reader is closed only when no thread is inside its next() (a close from
+ * another thread during one is carried out by that next() when it
+ * returns), so the ring is never freed under a thread that is using it;
+ * an item is referenced before the reader leaves, while the ring still
+ * lends it.
  */
 #include <errno.h>
 
@@ -77,14 +81,20 @@ static void ring_destroy(void *raw)
 static const sf_ring_ops python_ring_ops = {
     .pull = source_pull, .discard = value_discard, .destroy = ring_destroy};
 
+/* With the reader's critical section held.  The Broadcast's own critical
+ * section is taken around the close: the last close frees the ring, and
+ * cancel() must not read it meanwhile. */
 static void release_reader(SfReaderObject *r)
 {
     r->closed = 1;
     if (r->released || r->inside)
         return;
     r->released = 1;
-    if (r->owner->ring)
-        sf_ring_close_reader(r->owner->ring, r->index);
+    SfBroadcastObject *b = r->owner;
+    Py_BEGIN_CRITICAL_SECTION(b);
+    if (b->ring)
+        sf_ring_close_reader(b->ring, r->index);
+    Py_END_CRITICAL_SECTION();
 }
 
 static PyObject *raise_deadlock(SfReaderObject *r)
@@ -98,7 +108,7 @@ static PyObject *raise_deadlock(SfReaderObject *r)
     return NULL;
 }
 
-static PyObject *reader_next(SfReaderObject *r)
+static PyObject *reader_next_locked(SfReaderObject *r)
 {
     if (r->closed) {
         release_reader(r); /* a close deferred while another thread was inside */
@@ -123,19 +133,27 @@ static PyObject *reader_next(SfReaderObject *r)
         }
         rc = sf_ring_next(ring, r->index, &value, 0);
     }
+    if (rc == SF_RESULT)
+        Py_INCREF((PyObject *)value);
     r->inside--;
     switch (rc) {
-    case SF_RESULT:
-        return Py_NewRef((PyObject *)value);
+    case SF_RESULT: /* taken while counted inside: the ring lends it until our next call */
+        return (PyObject *)value;
     case SF_CANCELLED: {
         sfpy_state *st = sfpy_state_of(r->owner->module);
         PyErr_SetNone(st->cancelled_error);
         return NULL;
     }
     case SF_INPUT_ERROR: {
-        PyObject *exc = Py_NewRef(r->owner->input_error);
-        PyException_SetTraceback(exc, r->owner->input_traceback ? r->owner->input_traceback
-                                                                : Py_None);
+        /* one exception object for every reader: its traceback is put
+         * back under the Broadcast's critical section, so two readers do
+         * not set it at once (raising the same object on several threads
+         * at once is as the stdlib's Future.result() does) */
+        SfBroadcastObject *b = r->owner;
+        PyObject *exc = Py_NewRef(b->input_error);
+        Py_BEGIN_CRITICAL_SECTION(b);
+        PyException_SetTraceback(exc, b->input_traceback ? b->input_traceback : Py_None);
+        Py_END_CRITICAL_SECTION();
         release_reader(r);
         sfpy_raise_exception(exc);
         return NULL;
@@ -155,10 +173,28 @@ static PyObject *reader_next(SfReaderObject *r)
     }
 }
 
+/* Every reader method holds the reader's critical section: a copy may be
+ * read on one thread while another closes it (free-threaded build). */
+static PyObject *reader_next(SfReaderObject *r)
+{
+    PyObject *value;
+    Py_BEGIN_CRITICAL_SECTION(r);
+    value = reader_next_locked(r);
+    Py_END_CRITICAL_SECTION();
+    return value;
+}
+
+static void release_reader_locked(SfReaderObject *r)
+{
+    Py_BEGIN_CRITICAL_SECTION(r);
+    release_reader(r);
+    Py_END_CRITICAL_SECTION();
+}
+
 static PyObject *reader_close(SfReaderObject *r, PyObject *unused)
 {
     (void)unused;
-    release_reader(r);
+    release_reader_locked(r);
     Py_RETURN_NONE;
 }
 
@@ -171,7 +207,7 @@ static PyObject *reader_enter(PyObject *self, PyObject *unused)
 static PyObject *reader_exit(SfReaderObject *r, PyObject *args)
 {
     (void)args;
-    release_reader(r);
+    release_reader_locked(r);
     Py_RETURN_FALSE;
 }
 
@@ -232,8 +268,10 @@ PyType_Spec sfpy_broadcast_reader_spec = {
 static PyObject *broadcast_cancel(SfBroadcastObject *b, PyObject *unused)
 {
     (void)unused;
+    Py_BEGIN_CRITICAL_SECTION(b);
     if (b->ring)
         sf_ring_cancel(b->ring);
+    Py_END_CRITICAL_SECTION();
     Py_RETURN_NONE;
 }
 

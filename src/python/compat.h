@@ -13,6 +13,27 @@
 #define Py_READONLY READONLY
 #endif
 
+/* Locks for the free-threaded build (3.13t), one spelling everywhere.  A
+ * critical section locks one object (two, with the 2 forms) and is a no-op
+ * where a GIL exists; it is suspended while its thread blocks with the GIL
+ * released, so state read before a wait is read again after it.  An
+ * sfpy_mutex guards state that belongs to no object (the zombie list); it
+ * is a PyMutex from 3.13 (a blocking lock detaches, so it cannot deadlock
+ * with a stop-the-world), and before 3.13 the GIL is that lock. */
+#if PY_VERSION_HEX >= 0x030D0000
+typedef PyMutex sfpy_mutex;
+#define sfpy_mutex_lock(m) PyMutex_Lock(m)
+#define sfpy_mutex_unlock(m) PyMutex_Unlock(m)
+#else
+typedef struct { char unused; } sfpy_mutex;
+#define sfpy_mutex_lock(m) ((void)(m))
+#define sfpy_mutex_unlock(m) ((void)(m))
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+#define Py_BEGIN_CRITICAL_SECTION2(a, b) {
+#define Py_END_CRITICAL_SECTION2() }
+#endif
+
 PyObject *sfpy_fetch_exception(void);     /* new reference, error cleared */
 
 /* A timeout in seconds as nanoseconds, without a float-to-integer cast out

@@ -3,11 +3,14 @@
  * items, results and errors are Python objects.
  *
  * DESIGN.  The engine calls pull/work/discard/destroy on threads attached
- * to the interpreter (or on this thread, holding the GIL), never with an
- * engine lock held, so they are plain Python C-API calls.  next() first
- * polls with the GIL held (a ready result costs no GIL hand-off); only
- * when nothing is ready does it release the GIL and sleep, in slices so
- * that signal handlers run (Ctrl-C raises KeyboardInterrupt promptly).
+ * to the interpreter (or on this thread), never with an engine lock held,
+ * so they are plain Python C-API calls.  next() first polls attached (a
+ * ready result costs no GIL hand-off); only when nothing is ready does it
+ * release the GIL and sleep, in slices so that signal handlers run (Ctrl-C
+ * raises KeyboardInterrupt promptly).  The iterator's fields are guarded
+ * by its critical section (the GIL where there is one); a thread inside
+ * sf_map_next is counted in `inside`, and the map is closed only when
+ * nobody is, so it is never freed under a thread using it.
  * The iterator owns the consumer reference: close() or collecting a started
  * iterator cancels what has not started; collecting one that was never
  * started detaches it, so fire-and-forget `ex.map(f, xs)` still runs every
@@ -43,7 +46,7 @@ typedef struct SfMapIterObject {
     int64_t deadline; /* -1: none */
     int started;
     int stop_when_dropped; /* dropped before it started: abandon, not detach */
-    int sleepers;     /* threads inside sf_map_next with the GIL released */
+    int inside;       /* threads inside sf_map_next on `map` */
     sf_map_stats last_stats; /* kept when the map is let go, for stats() after the end */
     PyObject *on_finish; /* called once when the map ends or is let go (a progress bar) */
     PyObject *weakreflist;
@@ -175,7 +178,7 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->deadline = timeout_ns < 0 ? -1 : sf_now_ns() + timeout_ns;
     it->started = 0;
     it->stop_when_dropped = rq->stop_when_dropped;
-    it->sleepers = 0;
+    it->inside = 0;
     memset(&it->last_stats, 0, sizeof it->last_stats);
     ctx->fn = Py_NewRef(rq->fn);
     ctx->iterator = Py_NewRef(rq->iterator);
@@ -215,15 +218,16 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     return (PyObject *)it;
 }
 
-/* End the iteration.  Another thread may be asleep in next() on this map
- * (the GIL is released there): then only cancel, which wakes it, and let
- * the last sleeper out drop the engine reference. */
+/* End the iteration.  Another thread may be inside sf_map_next on this
+ * map (asleep there with the GIL released, its critical section
+ * suspended): then only cancel, which makes it return SF_END, and let the
+ * last one out drop the engine reference. */
 static void finish(SfMapIterObject *it)
 {
     sf_map *map = it->map;
     if (!map)
         return;
-    if (it->sleepers) {
+    if (it->inside) {
         sf_map_cancel(map);
         return;
     }
@@ -243,17 +247,37 @@ static PyObject *raise_and_finish(SfMapIterObject *it, PyObject *exc_type, const
     return NULL;
 }
 
+/* One sf_map_next, counted in `inside` so that a finish() meanwhile (from
+ * another thread, or from code a discarded value's finalizer runs) leaves
+ * the map to this call.  The caller holds the iterator's critical section;
+ * it is suspended while the GIL is released. */
+static int next_counted(SfMapIterObject *it, sf_map *map, void **value, int64_t deadline)
+{
+    int rc;
+    it->inside++;
+    if (deadline == 0) {
+        rc = sf_map_next(map, value, 0);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        rc = sf_map_next(map, value, deadline);
+        Py_END_ALLOW_THREADS
+    }
+    it->inside--;
+    return rc;
+}
+
 /* The next outcome: 0 with a result, 1 with an item's exception (both new
  * references in *value), -1 with an exception set or at the end; without
- * wait, NOTHING_READY when no outcome is there yet. */
-static int take_or_not(SfMapIterObject *it, PyObject **out, int wait)
+ * wait, NOTHING_READY when no outcome is there yet.  With the iterator's
+ * critical section held (take_or_not). */
+static int take_locked(SfMapIterObject *it, PyObject **out, int wait)
 {
     void *value;
     int rc;
     if (!it->map)
         return -1;
     it->started = 1;
-    rc = sf_map_next(it->map, &value, 0);
+    rc = next_counted(it, it->map, &value, 0);
     if (rc == -EAGAIN && !wait) /* deadline 0: one look, no wait */
         return NOTHING_READY;
     while (rc < 0) {
@@ -265,12 +289,7 @@ static int take_or_not(SfMapIterObject *it, PyObject **out, int wait)
             return raise_and_finish(it, it->pool_ctx->state->timeout_error, NULL), -1;
         if (it->deadline >= 0 && it->deadline < until)
             until = it->deadline;
-        sf_map *map = it->map;
-        it->sleepers++;
-        Py_BEGIN_ALLOW_THREADS
-        rc = sf_map_next(map, &value, until);
-        Py_END_ALLOW_THREADS
-        it->sleepers--;
+        rc = next_counted(it, it->map, &value, until);
         if (rc < 0 && PyErr_CheckSignals() < 0)
             return -1; /* e.g. KeyboardInterrupt; the iterator stays usable */
         if (!it->map)
@@ -299,6 +318,18 @@ static int take_or_not(SfMapIterObject *it, PyObject **out, int wait)
         finish(it);
         return -1;
     }
+}
+
+/* Every method that reads or changes the iterator holds its critical
+ * section: next(), close(), stats() and the progress bar's callback may
+ * come from different threads at once on a free-threaded build. */
+static int take_or_not(SfMapIterObject *it, PyObject **out, int wait)
+{
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(it);
+    rc = take_locked(it, out, wait);
+    Py_END_CRITICAL_SECTION();
+    return rc;
 }
 
 static PyObject *mapiter_next(SfMapIterObject *it)
@@ -340,25 +371,39 @@ static PyObject *mapiter_poll(SfMapIterObject *it, PyObject *unused)
     }
 }
 
+static void finish_locked(SfMapIterObject *it)
+{
+    Py_BEGIN_CRITICAL_SECTION(it);
+    finish(it);
+    Py_END_CRITICAL_SECTION();
+}
+
 static PyObject *mapiter_close(SfMapIterObject *it, PyObject *unused)
 {
     (void)unused;
-    finish(it);
+    finish_locked(it);
     Py_RETURN_NONE;
 }
 
 static PyObject *mapiter_outstanding(SfMapIterObject *it, PyObject *unused)
 {
     (void)unused;
-    return PyLong_FromSize_t(it->map ? sf_map_outstanding(it->map) : 0);
+    size_t outstanding;
+    Py_BEGIN_CRITICAL_SECTION(it);
+    outstanding = it->map ? sf_map_outstanding(it->map) : 0;
+    Py_END_CRITICAL_SECTION();
+    return PyLong_FromSize_t(outstanding);
 }
 
 static PyObject *mapiter_stats(SfMapIterObject *it, PyObject *unused)
 {
     (void)unused;
-    sf_map_stats st = it->last_stats;
+    sf_map_stats st;
+    Py_BEGIN_CRITICAL_SECTION(it);
+    st = it->last_stats;
     if (it->map)
         sf_map_get_stats(it->map, &st);
+    Py_END_CRITICAL_SECTION();
     return Py_BuildValue("{sKsKsdsdsd}", "items_in", (unsigned long long)st.pulled, "items_out",
                          (unsigned long long)st.taken, "busy", st.busy_ns / 1e9,
                          "waiting_for_input", st.input_ns / 1e9, "blocked_on_output",
@@ -374,7 +419,7 @@ static PyObject *mapiter_enter(PyObject *self, PyObject *unused)
 static PyObject *mapiter_exit(SfMapIterObject *it, PyObject *args)
 {
     (void)args;
-    finish(it);
+    finish_locked(it);
     Py_RETURN_FALSE;
 }
 
@@ -422,10 +467,16 @@ static PyObject *mapiter_aiter(SfMapIterObject *it)
 
 static PyObject *mapiter_on_finish(SfMapIterObject *it, PyObject *callback)
 {
-    if (!it->map) /* already over */
-        return PyObject_CallFunction(callback, "K", (unsigned long long)it->last_stats.taken);
-    Py_XSETREF(it->on_finish, Py_NewRef(callback));
-    Py_RETURN_NONE;
+    PyObject *r;
+    Py_BEGIN_CRITICAL_SECTION(it);
+    if (!it->map) { /* already over */
+        r = PyObject_CallFunction(callback, "K", (unsigned long long)it->last_stats.taken);
+    } else {
+        Py_XSETREF(it->on_finish, Py_NewRef(callback));
+        r = Py_NewRef(Py_None);
+    }
+    Py_END_CRITICAL_SECTION();
+    return r;
 }
 
 static PyMethodDef mapiter_methods[] = {

@@ -9,9 +9,10 @@
  * Broadcast, BroadcastReader),
  * the exit flag and the zombie registry.  Nothing is global, and engine
  * threads attach to the interpreter that made their pool, so the module
- * declares per-interpreter GIL support.  It keeps the GIL (no Py_mod_gil
- * declaration): the binding relies on it to guard the zombie list and the
- * shutdown flags.  No locks of its own.
+ * declares per-interpreter GIL support.  It also declares that it needs
+ * no GIL (Py_mod_gil, 3.13+): on a free-threaded build the objects guard
+ * their fields with critical sections, the zombie list has a mutex and
+ * the flags are atomic.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -79,7 +80,7 @@ static PyObject *module_version(PyObject *module, PyObject *unused)
 static PyObject *module_set_exiting(PyObject *module, PyObject *unused)
 {
     (void)unused;
-    sfpy_state_of(module)->interpreter_exiting = 1;
+    atomic_store(&sfpy_state_of(module)->interpreter_exiting, 1);
     Py_RETURN_NONE;
 }
 
@@ -130,7 +131,7 @@ static PyMethodDef module_methods[] = {
     X(pool_type) X(map_iter_type) X(broadcast_type) X(broadcast_reader_type) X(future_type) X(cancelled_error) X(timeout_error)      \
     X(broken_thread_pool) X(logger) X(thread_enter)                \
     X(thread_leave) X(str_set_running) X(str_set_result) X(str_set_exception)             \
-    X(str_cancel) X(str_condition) X(str_state) X(str_result) X(str_exception)            \
+    X(str_cancel) X(str_watch) X(str_condition) X(str_state) X(str_result) X(str_exception)            \
     X(state_pending) X(state_running) X(state_finished) X(pickle_dumps) X(pickle_loads)   \
     X(pickle_protocol) X(exception_with_traceback) X(pickling_error) X(unpickling_error) X(async_results)
 
@@ -202,7 +203,8 @@ static int module_exec(PyObject *module)
         keep(&st->str_set_result, PyUnicode_InternFromString("set_result")) < 0 ||
         keep(&st->str_set_exception, PyUnicode_InternFromString("set_exception")) < 0 ||
         keep(&st->str_cancel, PyUnicode_InternFromString("cancel")) < 0 ||
-        keep(&st->str_condition, PyUnicode_InternFromString("_condition")) < 0 ||
+        keep(&st->str_watch, PyUnicode_InternFromString("_watch")) < 0 ||
+        keep(&st->str_condition, PyUnicode_InternFromString("condition")) < 0 ||
         keep(&st->str_state, PyUnicode_InternFromString("_state")) < 0 ||
         keep(&st->str_result, PyUnicode_InternFromString("_result")) < 0 ||
         keep(&st->str_exception, PyUnicode_InternFromString("_exception")) < 0 ||
@@ -237,6 +239,11 @@ static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    /* every field the binding shares between threads has its own lock or
+     * is atomic (see each file's DESIGN), so importing it keeps the GIL off */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif
     {0, NULL},
 };

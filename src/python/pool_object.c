@@ -13,8 +13,9 @@
  * context to the zombie registry (zombies.c).  A Pool made with
  * spawn/reap/lost_error is a process pool: its worker threads each own a
  * worker process (thread_hooks.c) and its jobs run there (process_pool.c).
- * No engine lock is held across any Python call here; all state is
- * guarded by the GIL.
+ * No engine lock is held across any Python call here.  `pool` and `ctx`
+ * are set once, in __init__ (under the object's critical section), and
+ * never change until dealloc; `shut_down` is atomic.
  */
 #include <errno.h>
 
@@ -31,7 +32,7 @@ typedef struct SfPoolObject {
     PyObject_HEAD
     sf_pool *pool;
     sfpy_pool_ctx *ctx;
-    int shut_down;
+    _Atomic int shut_down;
     PyObject *weakreflist;
 } SfPoolObject;
 
@@ -100,11 +101,11 @@ static int refuse_new_work(SfPoolObject *self)
     if (sf_pool_broken(self->pool))
         return sfpy_raise_for_pool_error(self->ctx, -EPIPE);
     /* the exit hook shuts every pool down; say why, as the stdlib does */
-    if (self->ctx->state->interpreter_exiting) {
+    if (atomic_load(&self->ctx->state->interpreter_exiting)) {
         PyErr_SetString(PyExc_RuntimeError, SFPY_EXIT_MESSAGE);
         return -1;
     }
-    if (self->shut_down)
+    if (atomic_load(&self->shut_down))
         return sfpy_raise_for_pool_error(self->ctx, -ESHUTDOWN);
     return 0;
 }
@@ -189,7 +190,7 @@ static PyObject *pool_shutdown(SfPoolObject *self, PyObject *args)
         return NULL;
     if (!self->pool)
         Py_RETURN_NONE;
-    self->shut_down = 1;
+    atomic_store(&self->shut_down, 1);
     /* step 1, GIL held: cancel callbacks touch futures and Python values */
     sf_pool_shutdown(self->pool, (cancel_futures ? SF_SHUTDOWN_CANCEL_PENDING : 0) |
                                      (cancel_maps ? SF_SHUTDOWN_CANCEL_MAPS : 0));
@@ -213,7 +214,7 @@ static PyObject *pool_get_threads(SfPoolObject *self, void *closure)
     return PyLong_FromUnsignedLong(self->pool ? sf_pool_thread_count(self->pool) : 0);
 }
 
-static int pool_init(SfPoolObject *self, PyObject *args, PyObject *kwargs)
+static int pool_init_locked(SfPoolObject *self, PyObject *args, PyObject *kwargs)
 {
     Py_ssize_t max_workers;
     const char *prefix;
@@ -257,6 +258,16 @@ static int pool_init(SfPoolObject *self, PyObject *args, PyObject *kwargs)
     }
     self->ctx = ctx;
     return 0;
+}
+
+/* Once per Pool, even when two threads call __init__ on it at once. */
+static int pool_init(SfPoolObject *self, PyObject *args, PyObject *kwargs)
+{
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    rc = pool_init_locked(self, args, kwargs);
+    Py_END_CRITICAL_SECTION();
+    return rc;
 }
 
 static void pool_dealloc(SfPoolObject *self)

@@ -6,8 +6,9 @@
 #ifndef SFPY_STATE_H
 #define SFPY_STATE_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include <stdatomic.h>
+
+#include "compat.h"
 
 struct sfpy_pool_ctx;
 
@@ -23,7 +24,7 @@ typedef struct sfpy_state {
     PyObject *logger;            /* concurrent.futures._base.LOGGER */
     PyObject *thread_enter, *thread_leave; /* streamfutures._threads */
     PyObject *str_set_running, *str_set_result, *str_set_exception, *str_cancel;
-    PyObject *str_condition, *str_state, *str_result, *str_exception;
+    PyObject *str_watch, *str_condition, *str_state, *str_result, *str_exception;
     PyObject *state_pending, *state_running, *state_finished; /* _base constants */
     PyObject *pickle_dumps, *pickle_loads, *pickle_protocol;   /* pickle.dumps/loads, 5 */
     PyObject *exception_with_traceback; /* concurrent.futures.process._ExceptionWithTraceback */
@@ -31,10 +32,10 @@ typedef struct sfpy_state {
     PyObject *unpickling_error;         /* streamfutures._remote.unpickling_error */
     PyObject *async_results;            /* streamfutures._aio.AsyncResults */
     /* set by the package's exit hook: refuse new work from then on */
-    int interpreter_exiting;
+    _Atomic int interpreter_exiting;
     /* engine pools whose Pool object is gone but whose threads may still
-     * be finishing (fire-and-forget work); joined by reap(); the GIL
-     * guards the list */
+     * be finishing (fire-and-forget work); joined by reap() */
+    sfpy_mutex zombies_lock; /* guards the list; never held across a wait */
     struct sfpy_pool_ctx *zombies;
 } sfpy_state;
 
