@@ -28,13 +28,16 @@ class EngineFuture(_base.Future):
         self._exception = None
         self._waiters = []
         self._done_callbacks = []
+        self._watch = {}  # "condition": the Condition, once somebody needs it
 
     @property
     def _condition(self):
-        found = self.__dict__.get("_condition")
+        found = self._watch.get("condition")
         if found is None:
-            # setdefault is atomic: two threads racing here share one
-            found = self.__dict__.setdefault("_condition", threading.Condition())
+            # setdefault is atomic (it holds the dict's lock on a
+            # free-threaded build, as the engine's check does): two
+            # threads racing here share one Condition
+            found = self._watch.setdefault("condition", threading.Condition())
         return found
 
     def result(self, timeout=None):

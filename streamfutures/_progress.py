@@ -84,10 +84,11 @@ class Progress:
             self._entries.append(entry)
             self._open += 1
         iterator._on_finish(lambda taken: self._finished(entry, taken))
-        if self._thread is None and self._open:
-            self._thread = threading.Thread(target=self._poll, name="streamfutures-progress",
-                                            daemon=True)
-            self._thread.start()
+        with self._lock:  # one poller, started before any _finished can join it
+            if self._thread is None and self._open > 0:
+                self._thread = threading.Thread(target=self._poll, name="streamfutures-progress",
+                                                daemon=True)
+                self._thread.start()
 
     def _move(self, entry, taken):
         with self._move_lock:

@@ -7,6 +7,7 @@ read everything pulls the next item itself, so there is no producer thread.
 This module only validates arguments and, for fanout, runs the consumers on
 engine threads and decides which exception the caller sees.
 """
+import threading
 from concurrent.futures import wait as _wait
 
 from . import _engine
@@ -73,16 +74,16 @@ def fanout(iterable, *consumers, buffersize=DEFAULT_FANOUT_BUFFERSIZE):
             raise TypeError("consumer %d is not callable: %r" % (position, consumer))
     ring, readers = _engine.broadcast(iterable, len(consumers), _ring_size(buffersize))
     errors = []  # in the order consumers met them; the input's counted once
+    errors_lock = threading.Lock()  # consumers fail on several threads at once
 
     def run(consumer, reader):
         try:
             return consumer(reader)
         except BaseException as exc:
-            if exc is ring.input_error:
-                if not any(e is exc for e in errors):
+            with errors_lock:
+                if exc is not ring.input_error or not any(e is exc for e in errors):
                     errors.append(exc)
-            else:
-                errors.append(exc)
+            if exc is not ring.input_error:
                 ring.cancel()
             raise
         finally:

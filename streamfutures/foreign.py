@@ -94,9 +94,11 @@ class ForeignMap:
     def _first_done(self):
         """Unordered: the first future to finish among those submitted."""
         while True:
-            # take every future the engine has submitted, freeing its window
+            # take a submitted future from the engine (freeing a slot of its
+            # window) only as one is yielded: a future taken and not yet
+            # yielded is still acquired, and the window bounds those too
             try:
-                while True:
+                while self._taken <= self._yielded:
                     got, _ = self._futures._poll()
                     if not got:
                         break
@@ -119,9 +121,10 @@ class ForeignMap:
 
     def close(self):
         """Stop reading the input and cancel every future not finished."""
-        if self._ended:
-            return
-        self._ended = True
+        with self._lock:  # once, whichever thread closes first
+            if self._ended:
+                return
+            self._ended = True
         self._futures.close()
         self._submitter.shutdown(wait=True)
         with self._lock:

@@ -193,13 +193,14 @@ class _Spawner:
         self.initializer = initializer
         self.initargs = initargs
         self.processes = {}
-        self.lock = threading.Lock()
-        self.stopping = False
+        self.lock = threading.Lock()  # guards processes, stopping, unguarded_main
+        self.stopping = None  # terminate_workers()/kill_workers(): that operation's name
         self.unguarded_main = False  # a worker refused to start a pool while importing main
 
     def spawn(self):
-        if self.stopping:
-            return None
+        with self.lock:
+            if self.stopping:
+                return None
         with _fds_lock:  # made and registered before any fork can copy them
             task_r, task_w = os.pipe()
             result_r, result_w = os.pipe()
@@ -235,6 +236,9 @@ class _Spawner:
             process._sf_fds[pidfd] = _engine_fds[pidfd]
         with self.lock:
             self.processes[process.pid] = process
+            stopped_meanwhile = self.stopping  # signal_all's list was taken without it
+        if stopped_meanwhile:
+            self._signal(process, stopped_meanwhile)
         return process, process.pid, task_w, result_r, ring, pidfd
 
     def reap(self, process):
@@ -261,15 +265,25 @@ class _Spawner:
                     _unguarded_main.UNGUARDED_MAIN_MESSAGE % self.mp_context.get_start_method())
         return _remote.lost_error(why, status, timeout)
 
+    def stop_spawning(self, operation):
+        """No worker is started or replaced from now on; one being started
+        right now gets `operation` ("terminate", "kill") once it exists."""
+        with self.lock:
+            self.stopping = operation
+
     def signal_all(self, operation):
         with self.lock:
             processes = list(self.processes.values())
         for process in processes:
-            try:
-                if process.is_alive():
-                    getattr(process, operation)()
-            except (ValueError, ProcessLookupError):
-                pass
+            self._signal(process, operation)
+
+    @staticmethod
+    def _signal(process, operation):
+        try:
+            if process.is_alive():
+                getattr(process, operation)()
+        except (ValueError, ProcessLookupError):
+            pass
 
 
 class ProcessPoolExecutor(_base.Executor):
@@ -369,7 +383,7 @@ class ProcessPoolExecutor(_base.Executor):
     shutdown.__doc__ = _base.Executor.shutdown.__doc__
 
     def _force_shutdown(self, operation):
-        self._spawner.stopping = True  # nothing is replaced from now on
+        self._spawner.stop_spawning(operation)
         self.shutdown(wait=False, cancel_futures=True)
         self._spawner.signal_all(operation)
 

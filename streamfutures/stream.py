@@ -10,6 +10,7 @@ stage before it stops too, back to the source.  This module only builds
 the chain, owns the executors it made, and reads the engine's counters.
 """
 import itertools
+import threading
 import weakref
 
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout
@@ -128,6 +129,7 @@ class _Run:
         self.iterators = []
         self.readers = []
         self.closed = False
+        self._closing = threading.Lock()  # close() may come from several threads at once
         # bars first (one line per map stage): a missing tqdm fails before
         # anything starts
         bars = {}
@@ -159,9 +161,10 @@ class _Run:
                     bar.close()
 
     def close(self):
-        if self.closed:
-            return
-        self.closed = True
+        with self._closing:
+            if self.closed:
+                return
+            self.closed = True
         try:
             for iterator in self.iterators:  # from the source on: stop reading first
                 close = getattr(iterator, "close", None)
@@ -215,6 +218,7 @@ class Stream:
         self._stages = ()
         self._run = None
         self._results = None
+        self._starting = threading.RLock()  # one start, one results iterator, whichever thread asks
 
     def _then(self, stage):
         if self._run is not None:
@@ -263,16 +267,18 @@ class Stream:
         return _aio.for_stream(self, results, self._run.last)
 
     def _start(self):
-        if self._run is None:
-            self._run = _Run(self._source, self._stages, self._progress)
-        return self._run
+        with self._starting:
+            if self._run is None:
+                self._run = _Run(self._source, self._stages, self._progress)
+            return self._run
 
     def __iter__(self):
-        results = self._results() if self._results is not None else None
-        if results is None:
-            results = _Results(self, self._start().last)
-            self._results = weakref.ref(results)
-        return results
+        with self._starting:
+            results = self._results() if self._results is not None else None
+            if results is None:
+                results = _Results(self, self._start().last)
+                self._results = weakref.ref(results)
+            return results
 
     def fanout(self, *consumers, buffersize=DEFAULT_FANOUT_BUFFERSIZE):
         """sf.fanout over this stream's results; the stream is closed after."""
