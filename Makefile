@@ -14,7 +14,7 @@ CORE_SRC = $(wildcard src/core/*.c)
 CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
-.PHONY: all lib c-test sanitize asan tsan venv ext py-test test demo bench bench-peers example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform typecheck
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test py-test-ft tsan-ft bench-ft test demo bench bench-peers example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform typecheck
 
 all: lib ext
 
@@ -149,9 +149,10 @@ example: build/example_ordered_lines build/example_fanout_stats
 	@echo "example: 300000 numbers fanned out to 4 threads through a 64-slot ring"
 
 # remade when this file changes: the packages the venv needs are listed here
+VENV_PACKAGES = pytest hypothesis tqdm uvloop distributed
 $(VENV)/.stamp: Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip setuptools wheel pytest hypothesis tqdm uvloop distributed
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel $(VENV_PACKAGES)
 	touch $@
 
 venv: $(VENV)/.stamp
@@ -163,11 +164,60 @@ ext: venv
 py-test: ext
 	$(VPY) -m pytest -q -rs tests/python
 
+# The free-threaded CPython 3.13t, built once from source and cached by
+# tools/free-threaded-python.sh (no registry serves one).  py-test-ft runs
+# the whole suite with the GIL off (importing us must not turn it on; the
+# suite fails if anything did), then the thread tests concurrently on 4
+# threads each (pytest-run-parallel, as the free-threading ecosystem tests
+# itself), then the fault matrix.  hypothesis: its later releases need a
+# Rust build that has no 3.13t wheel.
+FT_VENV ?= .venv-3.13t
+FT_PARALLEL_TESTS = tests/python/test_map.py tests/python/test_tee.py tests/python/test_async.py \
+    tests/python/test_stream.py tests/python/test_fanout.py
+$(FT_VENV)/.stamp: Makefile tools/free-threaded-python.sh
+	rm -rf $(FT_VENV)
+	py=$$(tools/free-threaded-python.sh) && "$$py" -m venv $(FT_VENV)
+	$(FT_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel \
+	    $(subst hypothesis,"hypothesis<6.155",$(VENV_PACKAGES)) pytest-run-parallel
+	touch $@
+
+py-test-ft: $(FT_VENV)/.stamp
+	STREAMFUTURES_WERROR=1 $(FT_VENV)/bin/python setup.py -q build_ext --inplace
+	$(FT_VENV)/bin/python -m pytest -q -rs tests/python
+	$(FT_VENV)/bin/python -m pytest -q --parallel-threads=4 $(FT_PARALLEL_TESTS)
+	$(FT_VENV)/bin/python tests/stress/stress.py --repeat 1
+
+# The thread tests and the fanout/tee/map/Stream tests under ThreadSanitizer:
+# a TSan build of 3.13t, and the extension built by it (its CFLAGS carry
+# -fsanitize=thread) into build/tsan-ft, beside a copy of the package.  A
+# report makes the run exit 66.  Slow (tens of minutes on 2 cores): not in
+# `make test`.
+FT_TSAN_VENV ?= .venv-3.13t-tsan
+FT_TSAN_TESTS = tests/python/test_free_threading.py tests/python/test_tee.py \
+    tests/python/test_fanout.py tests/python/test_map.py tests/python/test_stream.py
+$(FT_TSAN_VENV)/.stamp: Makefile tools/free-threaded-python.sh
+	rm -rf $(FT_TSAN_VENV)
+	py=$$(tools/free-threaded-python.sh tsan) && "$$py" -m venv $(FT_TSAN_VENV)
+	$(FT_TSAN_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel pytest \
+	    "hypothesis<6.155" tqdm
+	touch $@
+
+tsan-ft: $(FT_TSAN_VENV)/.stamp
+	rm -rf build/tsan-ft
+	$(FT_TSAN_VENV)/bin/python setup.py -q build_ext --build-lib build/tsan-ft --build-temp build/tsan-ft-obj
+	cp streamfutures/*.py streamfutures/*.pyi streamfutures/py.typed build/tsan-ft/streamfutures/
+	PYTHONPATH=$(CURDIR)/build/tsan-ft TSAN_OPTIONS="halt_on_error=0 exitcode=66" \
+	    $(FT_TSAN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FT_TSAN_TESTS)
+
+bench-ft: ext $(FT_VENV)/.stamp
+	STREAMFUTURES_WERROR=1 $(FT_VENV)/bin/python setup.py -q build_ext --inplace
+	$(FT_VENV)/bin/python bench/bench_freethreading.py --beside $(VPY)
+
 # the layering rules of ARCHITECTURE.md: prints the include graph of src/
 layers:
 	$(PYTHON) tests/check_layers.py
 
-test: layers c-test sanitize example check-exports check-platform install-test typecheck fuzz-quick py-test stress-quick
+test: layers c-test sanitize example check-exports check-platform install-test typecheck fuzz-quick py-test stress-quick py-test-ft
 
 demo: ext
 	$(VPY) examples/seed000_demo.py
@@ -185,7 +235,7 @@ $(BENCH_VENV)/.stamp: Makefile
 	    matplotlib tqdm joblib mpire pebble loky pypeln streamable
 	touch $@
 
-bench: ext $(BENCH_VENV)/.stamp
+bench: ext $(BENCH_VENV)/.stamp bench-ft
 	$(BENCH_VENV)/bin/python bench/run_all.py
 	$(BENCH_VENV)/bin/python bench/bench_peers.py
 

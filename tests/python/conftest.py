@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import sysconfig
 import threading
 import warnings
 
@@ -62,9 +63,41 @@ def no_leaks(multiprocessing_helpers):
 FORK_WARNING = "is multi-threaded, use of fork() may lead to deadlocks"
 
 
+# Free-threaded CPython 3.13 can deadlock a forked child: threading's
+# at-fork handler changes the forking thread's __class__, which stops the
+# world, and the stop-the-world lock may have been held at the fork by
+# another thread of the parent (seen in the stress matrix: the child hangs
+# in object_set_class -> _PyEval_StopTheWorld under run_at_forkers).  No
+# library can avoid it; the default start method here is forkserver.
+FORK_DEADLOCKS = bool(sysconfig.get_config_var("Py_GIL_DISABLED")) and sys.version_info < (3, 14)
+FORK_DEADLOCK_REASON = ("free-threaded CPython 3.13 can deadlock a forked child in its "
+                        "at-fork handlers (the stop-the-world lock)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if FORK_DEADLOCKS:
+        for item in items:
+            if item.get_closest_marker("forks") is not None:
+                item.add_marker(pytest.mark.skip(reason=FORK_DEADLOCK_REASON))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """On a free-threaded build the GIL must still be off at the end: an
+    import that needed it (ours or a dependency's) would have turned it on
+    for the whole run, and the run would have tested nothing without it."""
+    if FREE_THREADED and sys._is_gil_enabled():
+        session.config.get_terminal_writer().line(
+            "FAILED: the GIL was enabled during the run (see the RuntimeWarning above)", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "forks: the test starts worker processes with fork, and Python 3.12+ warns")
+    # pytest-run-parallel's own marker (make py-test-ft runs thread tests
+    # concurrently with it); declared here for the venvs without the plugin
+    config.addinivalue_line(
+        "markers", "thread_unsafe: not run on several threads at once by pytest-run-parallel")
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +128,19 @@ class Gate:
 
     def wait(self):
         assert self.event.wait(30), "gate never opened"
+
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def free_what_other_threads_let_go():
+    """On a free-threaded build, an object whose last reference a thread
+    other than its creator dropped is freed when the creator next merges its
+    reference counts; a collection merges every thread's at once.  With a
+    GIL it was freed at once, and there is nothing to do.  (An object still
+    referenced is not freed by this either.)"""
+    if FREE_THREADED:
+        gc.collect()
 
 
 class CountingInput:

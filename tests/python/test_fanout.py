@@ -29,6 +29,7 @@ def test_every_consumer_sees_the_whole_input_read_once():
     assert source.pulled == 100_000
 
 
+@pytest.mark.thread_unsafe(reason="checks that the first consumer runs on the main thread")
 def test_consumers_run_on_engine_threads_and_the_first_on_the_caller():
     ran_on = {}
 
@@ -196,6 +197,7 @@ def endless_slow():
         yield i
 
 
+@pytest.mark.thread_unsafe(reason="a signal reaches the main thread only")
 @pytest.mark.parametrize("first", ["reading", "waiting"])
 def test_ctrl_c_raises_keyboard_interrupt_promptly_and_stops_every_thread(first):
     # "reading": the caller's consumer reads the endless input itself;

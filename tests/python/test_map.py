@@ -9,7 +9,7 @@ import weakref
 import pytest
 
 import streamfutures as sf
-from conftest import CountingInput, Gate, wait_until
+from conftest import CountingInput, Gate, free_what_other_threads_let_go, wait_until
 
 
 def identity(x):
@@ -511,6 +511,7 @@ def test_the_iterator_keeps_no_reference_to_yielded_results():
             assert box.value == i
             ref = weakref.ref(box)
             del box
+            free_what_other_threads_let_go()  # made on a worker thread
             assert ref() is None
         it.close()
 

@@ -416,7 +416,8 @@ def test_default_pools_stay_forkserver_before_and_after_other_processes_start():
     assert "use of fork()" not in err
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("method", [pytest.param("fork", marks=pytest.mark.forks), "spawn",
+                                    "forkserver"])
 @pytest.mark.parametrize("chosen", ["before import", "after import"])
 def test_a_chosen_start_method_is_the_default_pools(method, chosen):
     early = ("    import multiprocessing\n    multiprocessing.set_start_method(%r)\n" % method

@@ -189,7 +189,9 @@ def test_a_foreign_stage_unordered_and_closed_early_cancels_its_futures():
         got = {next(results) for _ in range(10)}
         assert got <= {2 * x for x in range(14)}
         stream.close()
-        assert source.pulled <= 14
+        # 10 yielded, one more taken out of the window of 4 to make room,
+        # and nothing else
+        assert source.pulled <= 10 + 1 + 4
 
 
 def test_stream_fanout_is_the_last_step():

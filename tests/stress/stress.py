@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +34,15 @@ ANY_POOL = ["ctrl_c_in_next", "ctrl_c_in_result", "exit_with_live_maps", "break_
 APIS = ["map", "submit", "stream"]
 
 
+# free-threaded CPython 3.13 can deadlock a forked child in its at-fork
+# handlers (tests/python/conftest.py, FORK_DEADLOCKS): not a fault of ours
+FORK_DEADLOCKS = bool(sysconfig.get_config_var("Py_GIL_DISABLED")) and sys.version_info < (3, 14)
+
+
 def matrix():
     methods = [m for m in ("fork", "forkserver", "spawn")
-               if m in multiprocessing.get_all_start_methods()]
+               if m in multiprocessing.get_all_start_methods()
+               and not (m == "fork" and FORK_DEADLOCKS)]
     for mode in PROCESS_ONLY + ANY_POOL:
         for api in APIS:
             if mode == "ctrl_c_in_result" and api != "submit":
@@ -139,6 +146,8 @@ def main():
     for row in table.values():
         total.update(row)
     print("(%.0f s, %d at a time)" % (time.monotonic() - started, opts.jobs))
+    if FORK_DEADLOCKS:
+        print("fork not run: free-threaded CPython 3.13 can deadlock a forked child")
     print("stress: %d runs, %d hangs, %d lost, %d leaks"
           % (total["runs"], total["hang"], total["lost"], total["leak"]))
     return 1 if total["hang"] or total["lost"] or total["leak"] else 0

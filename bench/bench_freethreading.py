@@ -1,0 +1,185 @@
+"""Free-threaded Python figures (issue 17), each a ratio measured in one
+run on one interpreter, interleaved (best of 3):
+
+1. seed 004's naive factorization on sf.ThreadPoolExecutor(cores): speedup
+   over serial, vs the stdlib's ThreadPoolExecutor(cores), vs our own
+   ProcessPoolExecutor(cores);
+2. trivial tasks on threads: per-item cost vs the stdlib's thread map;
+3. fanout(range(10**6), sum, max) vs itertools.tee read serially;
+4. a 3-stage Stream of CPU-bound thread stages vs its slowest stage alone;
+5. trivial tasks on a process pool (per-item cost).
+
+``--beside PYTHON`` also runs the same figures on another interpreter (the
+GIL build) and prints both columns: `make bench-ft` runs it on 3.13t beside
+the GIL venv.  ``--json`` prints the figures as one JSON object.
+"""
+import argparse
+import concurrent.futures as cf
+import itertools
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import streamfutures as sf  # noqa: E402
+from common import best_of  # noqa: E402
+from bench_tasks import factorize_naive, identity, seed004_numbers  # noqa: E402
+
+CORES = len(os.sched_getaffinity(0))
+FACTOR_ITEMS = 30_000
+TRIVIAL_ITEMS = 300_000
+STDLIB_TRIVIAL_ITEMS = 30_000
+FANOUT_ITEMS = 10**6
+STAGE_ITEMS = 4_000
+
+
+def interleaved(variants, rounds=3):
+    """Best time of each variant, the variants run in turn each round."""
+    best = {name: float("inf") for name in variants}
+    for _ in range(rounds):
+        for name, run in variants.items():
+            best[name] = min(best[name], best_of(1, run))
+    return best
+
+
+def factorization():
+    nums = seed004_numbers(FACTOR_ITEMS)
+    with cf.ThreadPoolExecutor(CORES) as std, sf.ThreadPoolExecutor(CORES) as ours, \
+            sf.ProcessPoolExecutor(CORES) as procs:
+        list(procs.map(identity, range(1000)))  # workers started before timing
+        t = interleaved({
+            "serial": lambda: [factorize_naive(n) for n in nums],
+            "stdlib threads": lambda: list(std.map(factorize_naive, nums)),
+            "sf threads": lambda: list(ours.map(factorize_naive, nums)),
+            "sf processes": lambda: list(procs.map(factorize_naive, nums)),
+        })
+    return {"factor_speedup_threads": t["serial"] / t["sf threads"],
+            "factor_speedup_stdlib_threads": t["serial"] / t["stdlib threads"],
+            "factor_threads_vs_stdlib": t["stdlib threads"] / t["sf threads"],
+            "factor_threads_vs_processes": t["sf processes"] / t["sf threads"]}
+
+
+def trivial_threads():
+    with cf.ThreadPoolExecutor(CORES) as std, sf.ThreadPoolExecutor(CORES) as ours:
+        t = interleaved({
+            "stdlib": lambda: list(std.map(identity, range(STDLIB_TRIVIAL_ITEMS))),
+            "sf": lambda: list(ours.map(identity, range(TRIVIAL_ITEMS))),
+        })
+    std_us = t["stdlib"] / STDLIB_TRIVIAL_ITEMS * 1e6
+    sf_us = t["sf"] / TRIVIAL_ITEMS * 1e6
+    return {"trivial_threads_us": sf_us, "trivial_threads_vs_stdlib": std_us / sf_us}
+
+
+def fanout_vs_tee():
+    def serial_tee():
+        a, b = itertools.tee(range(FANOUT_ITEMS))
+        return sum(a), max(b)
+
+    t = interleaved({"tee": serial_tee,
+                     "fanout": lambda: sf.fanout(range(FANOUT_ITEMS), sum, max)})
+    return {"fanout_time_vs_serial_tee": t["fanout"] / t["tee"]}
+
+
+def light(n):
+    return factorize_naive(n)[:1]
+
+
+def heavy(n):
+    return [factorize_naive(n + k) for k in range(3)]
+
+
+def stream_of_cpu_stages():
+    nums = seed004_numbers(STAGE_ITEMS)
+    workers = max(1, CORES // 2)
+
+    def stage_alone(fn):
+        with sf.ThreadPoolExecutor(workers) as ex:
+            return lambda: list(ex.map(fn, nums))
+
+    def pipeline():
+        stream = sf.Stream(nums).map(light, workers=workers).map(heavy, workers=workers) \
+            .map(len, workers=1)
+        return list(stream)
+
+    with sf.ThreadPoolExecutor(workers) as a, sf.ThreadPoolExecutor(workers) as b:
+        t = interleaved({"light": lambda: list(a.map(light, nums)),
+                         "heavy": lambda: list(b.map(heavy, nums)),
+                         "pipeline": pipeline})
+    slowest = max(t["light"], t["heavy"])
+    return {"stream_vs_slowest_stage": slowest / t["pipeline"]}
+
+
+def trivial_processes():
+    n = 200_000
+    with sf.ProcessPoolExecutor(CORES) as ex:
+        list(ex.map(identity, range(1000)))
+        t = interleaved({"sf": lambda: list(ex.map(identity, range(n)))}, rounds=2)
+    return {"trivial_processes_us": t["sf"] / n * 1e6}
+
+
+def measure():
+    figures = {"python": sys.version.split()[0],
+               "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+               "gil_enabled": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
+               "cores": CORES}
+    for part in (factorization, trivial_threads, fanout_vs_tee, stream_of_cpu_stages,
+                 trivial_processes):
+        figures.update(part())
+    return figures
+
+
+ROWS = [
+    ("seed 004 on sf threads: speedup over serial", "factor_speedup_threads", "x"),
+    ("  the stdlib's threads: speedup over serial", "factor_speedup_stdlib_threads", "x"),
+    ("  sf threads vs the stdlib's threads", "factor_threads_vs_stdlib", "x"),
+    ("  sf threads vs sf processes", "factor_threads_vs_processes", "x"),
+    ("trivial tasks on sf threads (us/item)", "trivial_threads_us", ""),
+    ("  vs the stdlib's thread map (lower cost)", "trivial_threads_vs_stdlib", "x"),
+    ("fanout(sum, max) time vs serial itertools.tee", "fanout_time_vs_serial_tee", "x"),
+    ("3 CPU-bound stages vs the slowest alone", "stream_vs_slowest_stage", "x"),
+    ("trivial tasks on sf processes (us/item)", "trivial_processes_us", ""),
+]
+
+
+def report(columns):
+    heads = ["%s%s" % (c["python"], "t, GIL off" if c["free_threaded"] and not c["gil_enabled"]
+                       else " (GIL)") for c in columns]
+    print("free-threading figures, %d cores" % CORES)
+    print("  %-50s" % "" + "".join("%16s" % h for h in heads))
+    for label, key, unit in ROWS:
+        print("  %-50s" % label + "".join("%16s" % ("%.2f%s" % (c[key], unit)) for c in columns))
+    ft = [c for c in columns if c["free_threaded"] and not c["gil_enabled"]]
+    if ft:
+        c = ft[0]
+        print("  targets on the free-threaded build:")
+        print("    speedup >= %.2f (0.95 x cores): %.2f" % (0.95 * CORES, c["factor_speedup_threads"]))
+        print("    vs stdlib threads >= 1.15: %.2f" % c["factor_threads_vs_stdlib"])
+        print("    vs sf processes >= 0.95: %.2f" % c["factor_threads_vs_processes"])
+        print("    trivial vs stdlib >= 20: %.1f" % c["trivial_threads_vs_stdlib"])
+        print("    fanout vs serial tee <= 1.0: %.2f" % c["fanout_time_vs_serial_tee"])
+        print("    3-stage stream >= 0.9: %.2f" % c["stream_vs_slowest_stage"])
+
+
+def main(beside=None):
+    columns = [measure()]
+    if beside:
+        out = subprocess.run([beside, os.path.abspath(__file__), "--json"], check=True,
+                             capture_output=True, text=True).stdout
+        columns.append(json.loads(out.strip().splitlines()[-1]))
+    report(columns)
+    return {"freethreading": columns}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--beside", help="another interpreter to measure the same figures on")
+    parser.add_argument("--json", action="store_true")
+    opts = parser.parse_args()
+    if opts.json:
+        print(json.dumps(measure()))
+    else:
+        main(opts.beside)
