@@ -190,7 +190,8 @@ py-test-ft: $(FT_VENV)/.stamp
 # The thread tests and the fanout/tee/map/Stream tests under ThreadSanitizer:
 # a TSan build of 3.13t, and the extension built by it (its CFLAGS carry
 # -fsanitize=thread) into build/tsan-ft, beside a copy of the package.  A
-# report makes the run exit 66.  Slow (tens of minutes on 2 cores): not in
+# report makes the run exit 66; the only suppressions are CPython's own
+# (its Tools/tsan/suppressions_free_threading.txt, for races inside it).  Slow (tens of minutes on 2 cores): not in
 # `make test`.
 FT_TSAN_VENV ?= .venv-3.13t-tsan
 FT_TSAN_TESTS = tests/python/test_free_threading.py tests/python/test_tee.py \
@@ -206,7 +207,9 @@ tsan-ft: $(FT_TSAN_VENV)/.stamp
 	rm -rf build/tsan-ft
 	$(FT_TSAN_VENV)/bin/python setup.py -q build_ext --build-lib build/tsan-ft --build-temp build/tsan-ft-obj
 	cp streamfutures/*.py streamfutures/*.pyi streamfutures/py.typed build/tsan-ft/streamfutures/
-	PYTHONPATH=$(CURDIR)/build/tsan-ft TSAN_OPTIONS="halt_on_error=0 exitcode=66" \
+	py=$$(tools/free-threaded-python.sh tsan) && \
+	PYTHONPATH=$(CURDIR)/build/tsan-ft \
+	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$${py%/bin/*}/tsan-suppressions.txt" \
 	    $(FT_TSAN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FT_TSAN_TESTS)
 
 bench-ft: ext $(FT_VENV)/.stamp

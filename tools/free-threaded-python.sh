@@ -23,8 +23,18 @@ cache=${STREAMFUTURES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/streamfutures}
 prefix=$cache/python3.13t-$variant
 python=$prefix/bin/python3.13t
 
+# CPython's own suppressions for the reports its TSan CI knows to be
+# inside CPython (make tsan-ft reads them from here)
+keep_suppressions() {
+    if [ "$variant" = tsan ] && [ ! -f "$prefix/tsan-suppressions.txt" ]; then
+        tar -xJOf "$(ls "$cache"/src/python3.13_*.orig.tar.xz | tail -1)" --wildcards \
+            '*/Tools/tsan/suppressions_free_threading.txt' > "$prefix/tsan-suppressions.txt"
+    fi
+}
+
 if [ -x "$python" ] && "$python" -c 'import sys; assert not sys._is_gil_enabled()' 2>/dev/null; then
     "$python" -c 'import pip' 2>/dev/null || "$python" -m ensurepip >&2
+    keep_suppressions
     echo "$python"
     exit 0
 fi
@@ -54,6 +64,7 @@ tar -xJf "$tarball" -C "$build" --strip-components=1
     make -s install >&2
 )
 "$python" -m ensurepip >&2
+keep_suppressions
 rm -rf "$build"
 "$python" -c 'import sys; assert not sys._is_gil_enabled(), "the GIL is on"'
 echo "$python"
