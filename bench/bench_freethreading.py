@@ -85,24 +85,25 @@ def fanout_vs_tee():
 
 
 def light(n):
-    return factorize_naive(n)[:1]
+    factorize_naive(n)
+    return n
 
 
 def heavy(n):
-    return [factorize_naive(n + k) for k in range(3)]
+    for k in range(3):
+        factorize_naive(n + k)
+    return n
 
 
 def stream_of_cpu_stages():
+    """light -> heavy -> str, each stage on its own threads: the pipeline
+    runs its stages at once, so it should go as fast as heavy alone."""
     nums = seed004_numbers(STAGE_ITEMS)
     workers = max(1, CORES // 2)
 
-    def stage_alone(fn):
-        with sf.ThreadPoolExecutor(workers) as ex:
-            return lambda: list(ex.map(fn, nums))
-
     def pipeline():
         stream = sf.Stream(nums).map(light, workers=workers).map(heavy, workers=workers) \
-            .map(len, workers=1)
+            .map(str, workers=1)
         return list(stream)
 
     with sf.ThreadPoolExecutor(workers) as a, sf.ThreadPoolExecutor(workers) as b:
