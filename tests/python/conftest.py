@@ -70,13 +70,16 @@ def no_leaks(multiprocessing_helpers):
 FORK_WARNING = "is multi-threaded, use of fork() may lead to deadlocks"
 
 
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
 # Free-threaded CPython 3.13 can deadlock a forked child: threading's
 # at-fork handler changes the forking thread's __class__, which stops the
 # world, and the stop-the-world lock may have been held at the fork by
 # another thread of the parent (seen in the stress matrix: the child hangs
 # in object_set_class -> _PyEval_StopTheWorld under run_at_forkers).  No
 # library can avoid it; the default start method here is forkserver.
-FORK_DEADLOCKS = bool(sysconfig.get_config_var("Py_GIL_DISABLED")) and sys.version_info < (3, 14)
+FORK_DEADLOCKS = FREE_THREADED and sys.version_info < (3, 14)
 FORK_DEADLOCK_REASON = ("free-threaded CPython 3.13 can deadlock a forked child in its "
                         "at-fork handlers (the stop-the-world lock)")
 
@@ -135,9 +138,6 @@ class Gate:
 
     def wait(self):
         assert self.event.wait(30), "gate never opened"
-
-
-FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def free_what_other_threads_let_go():

@@ -3,6 +3,7 @@ runs truly in parallel.  Each test checks counts and order, not only that
 nothing crashed; on a GIL build the same tests check the same promises.
 On a free-threaded build the import must leave the GIL off."""
 import gc
+import os
 import subprocess
 import sys
 import threading
@@ -45,7 +46,7 @@ def test_importing_streamfutures_keeps_the_gil_off_and_warns_nothing():
             "with sf.ThreadPoolExecutor(2) as ex:\n"
             "    assert list(ex.map(abs, range(-3, 3))) == [3, 2, 1, 0, 1, 2]\n"
             "print(sys._is_gil_enabled())\n")
-    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHON_GIL"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"}
     done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
                           text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
