@@ -308,6 +308,14 @@ typedef struct sf_ring_ops {
 SF_API int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ring_ops *ops,
                    void *ctx);
 
+/* A reader that becomes the producer pulls up to `items` at once (default
+ * 1: only the item it needs), while the ring has room and the input
+ * answers at once (a turn ends after about 20 microseconds).  Readers on
+ * different cores then hand the producer role over once per turn, not
+ * per item; the input is read ahead of what the readers asked for, within
+ * capacity.  Before the first sf_ring_next; 0 means 1. */
+SF_API void sf_ring_read_ahead(sf_ring *ring, size_t items);
+
 /* The reader's next item.  SF_RESULT: *value is the item, borrowed: valid
  * until this reader's next call or its close.  SF_END; SF_INPUT_ERROR once
  * (then SF_END): *value is the input's error, owned by the ring, the same

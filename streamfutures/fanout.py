@@ -24,6 +24,15 @@ from ._validate import check_buffersize
 DEFAULT_FANOUT_BUFFERSIZE = 1024
 
 
+#: Items a fanout consumer that pulls takes from the input in one turn,
+#: while the input answers at once (the engine ends a turn after ~20 us).
+#: The consumers run on different cores: handing the producer role over
+#: per item costs more than the item (bench/bench_freethreading.py).  The
+#: input runs ahead by at most this, within buffersize.  tee() keeps
+#: itertools.tee's rule: it pulls only the item a copy asks for.
+FANOUT_READ_AHEAD = 256
+
+
 def _ring_size(buffersize):
     """The engine's capacity for a buffersize: None is 0, unbounded."""
     return check_buffersize(buffersize) or 0
@@ -72,7 +81,8 @@ def fanout(iterable, *consumers, buffersize=DEFAULT_FANOUT_BUFFERSIZE):
     for position, consumer in enumerate(consumers):
         if not callable(consumer):
             raise TypeError("consumer %d is not callable: %r" % (position, consumer))
-    ring, readers = _engine.broadcast(iterable, len(consumers), _ring_size(buffersize))
+    ring, readers = _engine.broadcast(iterable, len(consumers), _ring_size(buffersize),
+                                      FANOUT_READ_AHEAD)
     errors = []  # in the order consumers met them; the input's counted once
     errors_lock = threading.Lock()  # consumers fail on several threads at once
 

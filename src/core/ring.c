@@ -78,8 +78,20 @@ struct sf_ring {
     _Atomic int cancelled;
     _Atomic uint64_t wake_at;         /* a reader waiting for space needs the min cursor here */
     _Atomic unsigned open_readers;
+    _Atomic size_t read_ahead;        /* most items one producer turn pulls */
     sf__event changed;
 };
+
+/* A producer turn of more than one item (sf_ring_read_ahead) ends after
+ * this long, checked every READ_AHEAD_CHECK_EVERY items (and after the
+ * first): read-ahead is for inputs that answer at once. */
+#define READ_AHEAD_NS 20000
+#define READ_AHEAD_CHECK_EVERY 8
+
+/* A reader waiting on a full ring looks again this often: the laggards
+ * publish their cursors without a full fence, so the crossing of the mark
+ * may go unseen (rarely, and only for this long). */
+#define FULL_RECHECK_NS 1000000
 
 int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ring_ops *ops,
                    void *ctx)
@@ -119,6 +131,7 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
     atomic_init(&ring->cancelled, 0);
     atomic_init(&ring->wake_at, 0);
     atomic_init(&ring->open_readers, readers);
+    atomic_init(&ring->read_ahead, 1);
     sf__event_init(&ring->changed);
     *out = ring;
     return 0;
@@ -150,8 +163,11 @@ static void give_back_lent(sf_ring *ring, reader *r)
         return;
     r->lent = 0;
     uint64_t now = atomic_load_explicit(&r->cursor, memory_order_relaxed) + 1;
-    atomic_store(&r->cursor, now);
-    if (now == atomic_load(&ring->wake_at))
+    /* release, not seq_cst: a full fence per item would stall on the line
+     * the producer reads; a waiter that misses this crossing looks again
+     * within FULL_RECHECK_NS */
+    atomic_store_explicit(&r->cursor, now, memory_order_release);
+    if (now == atomic_load_explicit(&ring->wake_at, memory_order_relaxed))
         sf__event_signal_all(&ring->changed);
 }
 
@@ -206,16 +222,38 @@ static int produce(sf_ring *ring, uint64_t head)
         return -ENOMEM;
     }
     void *item = NULL;
-    enum sf_pull got = ring->ops.pull(ring->ctx, &item);
-    if (got == SF_PULL_ITEM) {
+    enum sf_pull got;
+    size_t read_ahead = atomic_load_explicit(&ring->read_ahead, memory_order_relaxed);
+    int64_t started = read_ahead > 1 ? sf_now_ns() : 0;
+    uint64_t slowest = read_ahead > 1 ? slowest_cursor(ring, head) : 0;
+    for (size_t pulled = 1;; pulled++) {
+        got = ring->ops.pull(ring->ctx, &item);
+        if (got != SF_PULL_ITEM)
+            break;
         size_t slot = (size_t)(head % seg->capacity);
         void *reused = head >= seg->base + seg->capacity ? seg->slots[slot] : NULL;
         seg->slots[slot] = item;
-        atomic_store_explicit(&ring->head, head + 1, memory_order_release);
-        atomic_store(&ring->producer, NULL);
-        sf__event_signal_all(&ring->changed);
+        atomic_store_explicit(&ring->head, ++head, memory_order_release);
         if (reused && ring->ops.discard)
             ring->ops.discard(ring->ctx, reused);
+        if (pulled >= read_ahead || ring->unbounded ||
+            atomic_load_explicit(&ring->cancelled, memory_order_relaxed))
+            break;
+        if (head - slowest >= seg->capacity &&
+            head - (slowest = slowest_cursor(ring, head)) >= seg->capacity)
+            break; /* full */
+        /* every few items: wake sleepers for what is published, and stop
+         * once this turn has taken long (a slow input, whose items this
+         * reader's own caller is waiting for) */
+        if (pulled == 1 || pulled % READ_AHEAD_CHECK_EVERY == 0) {
+            sf__event_signal_all(&ring->changed);
+            if (sf_now_ns() - started > READ_AHEAD_NS)
+                break;
+        }
+    }
+    if (got == SF_PULL_ITEM) {
+        atomic_store(&ring->producer, NULL);
+        sf__event_signal_all(&ring->changed);
         return 0;
     }
     if (got == SF_PULL_ERROR)
@@ -225,6 +263,11 @@ static int produce(sf_ring *ring, uint64_t head)
     atomic_store(&ring->producer, NULL);
     sf__event_signal_all(&ring->changed);
     return 0;
+}
+
+void sf_ring_read_ahead(sf_ring *ring, size_t items)
+{
+    atomic_store_explicit(&ring->read_ahead, items ? items : 1, memory_order_relaxed);
 }
 
 /* One step without sleeping: an sf_outcome, -EAGAIN or -EDEADLK. */
@@ -300,16 +343,34 @@ static int may_step(sf_ring *ring, reader *r)
     return atomic_load(&ring->wake_at) != wake_mark(ring, head);
 }
 
+/* How many times a reader looks again, without sleeping, while another
+ * reader holds the producer role: that one publishes within one pull, and
+ * a futex sleep and wake-up per item would cost more than the pull. */
+#define SPIN_WHILE_PRODUCING 256
+
 static int wait_for(sf_ring *ring, reader *r, int64_t deadline_ns)
 {
+    for (int spin = 0; spin < SPIN_WHILE_PRODUCING && atomic_load(&ring->producer); spin++) {
+        if (may_step(ring, r))
+            return 0;
+        sf__cpu_relax();
+    }
     uint64_t head = atomic_load(&ring->head);
-    if (!ring->unbounded && !atomic_load(&ring->producer) &&
-        head - slowest_cursor(ring, head) >= capacity_of(ring))
+    int full = !ring->unbounded && !atomic_load(&ring->producer) &&
+               head - slowest_cursor(ring, head) >= capacity_of(ring);
+    if (full)
         atomic_store(&ring->wake_at, wake_mark(ring, head));
     uint32_t key = sf__event_prepare(&ring->changed);
     if (may_step(ring, r)) {
         sf__event_cancel(&ring->changed);
         return 0;
+    }
+    if (full) {
+        int64_t recheck = sf_now_ns() + FULL_RECHECK_NS;
+        if (deadline_ns < 0 || deadline_ns > recheck) {
+            int rc = sf__event_wait(&ring->changed, key, recheck);
+            return rc == -ETIMEDOUT ? 0 : rc;
+        }
     }
     return sf__event_wait(&ring->changed, key, deadline_ns);
 }

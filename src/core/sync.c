@@ -7,11 +7,13 @@
  * impossible:
  *   waiter:   lock; check; key = prepare(); unlock; wait(key); lock; re-check
  *   signaler: lock; change; unlock; signal()
- * prepare() announces the waiter (waiters++) before reading the key; signal()
- * bumps the key before reading waiters.  Both are seq_cst, so either the
- * signaler sees the waiter and calls FUTEX_WAKE, or the waiter's key is
- * already stale and FUTEX_WAIT returns at once.  The fast path of signal()
- * with nobody waiting is one atomic add and one load: no system call.
+ * prepare() announces the waiter (waiters++, seq_cst) before the waiter
+ * re-checks; signal() puts a seq_cst fence between the caller's change and
+ * its load of waiters.  So either the signaler sees the waiter, then bumps
+ * the key and calls FUTEX_WAKE (a waiter that read the key before the bump
+ * does not sleep, or is woken), or the waiter was announced after the
+ * fence and its re-check sees the change.  The fast path of signal() with
+ * nobody waiting is a fence and one load: no write, no system call.
  * No locks are taken here.  This file also keeps the fork generation: a
  * counter a pthread_atfork child handler bumps, so engine objects can tell
  * that they were inherited from a parent process.
@@ -95,10 +97,15 @@ int sf__event_wait(sf__event *event, uint32_t key, int64_t deadline_ns)
 
 static void signal_n(sf__event *event, int count)
 {
+    /* Orders the caller's change before the load of waiters: a waiter
+     * announced after this fence re-checks and sees the change, so with
+     * nobody announced the key need not move (no write to a line the
+     * waiters read, on every signal). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&event->waiters) == 0)
+        return;
     atomic_fetch_add(&event->key, 1);
-    if (atomic_load(&event->waiters) != 0)
-        syscall(SYS_futex, &event->key, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count,
-                NULL, NULL, 0);
+    syscall(SYS_futex, &event->key, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, NULL, NULL, 0);
 }
 
 void sf__event_signal_one(sf__event *event) { signal_n(event, 1); }

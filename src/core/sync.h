@@ -24,6 +24,17 @@ int sf__event_wait(sf__event *event, uint32_t key, int64_t deadline_ns);
 void sf__event_signal_one(sf__event *event);
 void sf__event_signal_all(sf__event *event);
 
+/* One step of a short spin: tells the core this thread is waiting on
+ * another one (and, on a shared core, lets the other hyperthread run). */
+static inline void sf__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* Bumped in the child after every fork (pthread_atfork). */
 unsigned sf__fork_generation(void);
 

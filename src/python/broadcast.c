@@ -1,5 +1,5 @@
 /*
- * broadcast.c -- _engine.broadcast(iterable, n, buffersize): one Python
+ * broadcast.c -- _engine.broadcast(iterable, n, buffersize[, read_ahead]): one Python
  * iterable read once by n reader iterators (sf.tee's copies and
  * sf.fanout's consumers' inputs), on an sf_ring.
  *
@@ -354,8 +354,8 @@ PyType_Spec sfpy_broadcast_spec = {
 PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
 {
     PyObject *iterable;
-    Py_ssize_t n, buffersize;
-    if (!PyArg_ParseTuple(args, "Onn", &iterable, &n, &buffersize))
+    Py_ssize_t n, buffersize, read_ahead = 1;
+    if (!PyArg_ParseTuple(args, "Onn|n", &iterable, &n, &buffersize, &read_ahead))
         return NULL;
     if (n < 1 || n > (Py_ssize_t)SF_RING_MAX_READERS) {
         PyErr_Format(PyExc_ValueError, "n must be between 1 and %u", SF_RING_MAX_READERS);
@@ -363,6 +363,10 @@ PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
     }
     if (buffersize < 0) { /* 0: unbounded */
         PyErr_SetString(PyExc_ValueError, "buffersize must be None or > 0");
+        return NULL;
+    }
+    if (read_ahead < 1) {
+        PyErr_SetString(PyExc_ValueError, "read_ahead must be >= 1");
         return NULL;
     }
     sfpy_state *st = sfpy_state_of(module);
@@ -393,6 +397,7 @@ PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
         return rc == -ENOMEM ? PyErr_NoMemory()
                              : PyErr_Format(PyExc_ValueError, "buffersize is too large");
     }
+    sf_ring_read_ahead(b->ring, (size_t)read_ahead);
     for (Py_ssize_t i = 0; i < n; i++) {
         SfReaderObject *r = PyObject_GC_New(SfReaderObject, st->broadcast_reader_type);
         if (!r) {

@@ -117,8 +117,9 @@ static PyMethodDef module_methods[] = {
     {"lead_process_group", sfpy_lead_process_group, METH_NOARGS,
      "lead_process_group(): what this worker's tasks start ends with it."},
     {"broadcast", sfpy_broadcast, METH_VARARGS,
-     "broadcast(iterable, n, buffersize) -> (Broadcast, readers): one input read once by n "
-     "readers, at most buffersize items (0: no bound) ahead of the slowest open one."},
+     "broadcast(iterable, n, buffersize, read_ahead=1) -> (Broadcast, readers): one input "
+     "read once by n readers, at most buffersize items (0: no bound) ahead of the slowest "
+     "open one; a reader that pulls takes up to read_ahead items while the input is quick."},
     {"reap", module_reap, METH_VARARGS,
      "reap(block=True): join engine pools whose executor is gone."},
     {"set_exiting", module_set_exiting, METH_NOARGS,

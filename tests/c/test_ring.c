@@ -3,7 +3,7 @@
  * `capacity` ahead of the slowest open reader, a closed reader stops
  * counting, the input's error reaches every reader, cancel wakes sleepers,
  * a wait that could never end is refused, and every item pulled is
- * discarded exactly once.  Items are the numbers 1..N as pointers. */
+ * discarded exactly once, also when a producer turn reads ahead.  Items are the numbers 1..N as pointers. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +18,7 @@ typedef struct source {
     long limit;          /* items; -1: endless */
     long fail_at;        /* pull that fails with the error value -999; -1: never */
     size_t capacity;
+    int pull_sleep_us;   /* a slow input: each pull sleeps this long */
     sf_ring *_Atomic ring;
     _Atomic long pulled, discarded, errors_discarded, destroyed, bound_violations;
 } source;
@@ -36,6 +37,8 @@ static enum sf_pull source_pull(void *ctx, void **item)
     }
     if (s->limit >= 0 && n >= s->limit)
         return SF_PULL_END;
+    if (s->pull_sleep_us)
+        usleep((useconds_t)s->pull_sleep_us);
     atomic_store(&s->pulled, n + 1);
     *item = (void *)(intptr_t)(n + 1);
     return SF_PULL_ITEM;
@@ -217,6 +220,67 @@ TEST(ring_readers_on_threads_each_see_the_whole_input_once)
     CHECK_EQ(s.bound_violations, 0);
     CHECK_EQ(s.discarded, N);
     CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_read_ahead_readers_on_threads_each_see_the_whole_input_once_within_capacity)
+{
+    enum { N = 200000, READERS = 3 };
+    source s = {.limit = N, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, READERS, 64);
+    sf_ring_read_ahead(ring, 48);
+    reading rd[READERS];
+    for (unsigned i = 0; i < READERS; i++)
+        rd[i] = (reading){.ring = ring, .src = &s, .index = i, .stop_after = i == 1 ? 777 : -1,
+                          .delay_every = i == 2 ? 20000 : 0};
+    run_readers(rd, READERS);
+    for (unsigned i = 0; i < READERS; i += 2) {
+        CHECK_EQ(rd[i].last_outcome, SF_END);
+        CHECK_EQ(rd[i].count, N);
+        CHECK_EQ(rd[i].order_errors, 0);
+        CHECK_EQ(rd[i].sum, (long)N * (N + 1) / 2);
+    }
+    CHECK_EQ(rd[1].count, 777);
+    CHECK_EQ(s.pulled, N);
+    CHECK_EQ(s.bound_violations, 0);
+    CHECK_EQ(s.discarded, N);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_read_ahead_pulls_ahead_of_a_quick_input_only)
+{
+    void *v;
+    /* a turn ends early if the thread is descheduled inside it: of a few
+     * fresh rings, one reads the whole turn, and none reads more */
+    int whole_turns = 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        source quick = {.limit = -1, .fail_at = -1};
+        sf_ring *ring = open_ring(&quick, 2, 64);
+        sf_ring_read_ahead(ring, 16);
+        CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+        CHECK_EQ((intptr_t)v, 1);
+        long pulled = atomic_load(&quick.pulled);
+        CHECK(pulled >= 1 && pulled <= 16);
+        whole_turns += pulled == 16;
+        for (long k = 1; k <= 16; k++) { /* published for reader 1 too */
+            CHECK_EQ(sf_ring_next(ring, 1, &v, 0), SF_RESULT);
+            CHECK_EQ((intptr_t)v, k);
+        }
+        sf_ring_close_reader(ring, 0);
+        sf_ring_close_reader(ring, 1);
+        CHECK_EQ(quick.discarded, quick.pulled);
+    }
+    CHECK(whole_turns > 0);
+
+    /* a pull that takes longer than a turn may: the reader gets its item
+     * after that one pull, not after 16 */
+    source slow = {.limit = -1, .fail_at = -1, .pull_sleep_us = 2000};
+    sf_ring *ring = open_ring(&slow, 2, 64);
+    sf_ring_read_ahead(ring, 16);
+    CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+    CHECK_EQ(slow.pulled, 1);
+    sf_ring_close_reader(ring, 0);
+    sf_ring_close_reader(ring, 1);
+    CHECK_EQ(slow.discarded, 1);
 }
 
 TEST(ring_a_reader_that_closes_mid_stream_never_holds_the_others_back)

@@ -65,6 +65,17 @@ def test_without_a_buffersize_it_keeps_everything_like_itertools_tee():
     assert list(b) == list(range(5000))
 
 
+@pytest.mark.parametrize("buffersize", [None, 1024])
+def test_a_copy_takes_from_the_input_only_the_item_it_is_asked_for(buffersize):
+    # itertools.tee's rule; fanout's consumers read ahead, tee's copies never
+    source = CountingInput(range(100))
+    a, b = sf.tee(source, buffersize=buffersize)
+    assert [next(a) for _ in range(3)] == [0, 1, 2]
+    assert source.pulled == 3
+    assert next(b) == 0
+    assert source.pulled == 3
+
+
 def test_reading_ahead_of_copies_last_read_on_this_thread_raises_instead_of_hanging():
     a, b = sf.tee(itertools.count(), 2, buffersize=3)
     assert next(b) == 0
