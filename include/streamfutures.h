@@ -169,6 +169,10 @@ typedef struct sf_map_ops {
      * worker process), calling sf_batch_done for each item as it finishes,
      * in any order.  Items never marked done count as cancelled. */
     void (*work_batch)(void *ctx, sf_batch *batch);
+    /* Optional, with work: what a result costs to hold, in bytes, for an
+     * adaptive window's budget (sf_map_options.result_budget).  Called on
+     * the worker right after a work that succeeded, with no lock held. */
+    size_t (*result_bytes)(void *ctx, const void *value);
 } sf_map_ops;
 
 /* The items of a batch: replace values[i] by its result or error value,
@@ -213,6 +217,15 @@ typedef struct sf_map_options {
      * wait (a generator reading a socket): items pulled before a wait must
      * not be held back by it. */
     int pull_never_blocks;
+    /* An adaptive window, when window_max > window (both bounded): it starts
+     * at `window` items and moves within [window_min, window_max] (0: two
+     * per worker): it doubles while results are small and shrinks so the
+     * finished results held for the consumer stay within result_budget
+     * bytes (by ops.result_bytes; 0: no byte bound, it grows to window_max).
+     * The items acquired never exceed the window of the moment. */
+    size_t window_min;
+    size_t window_max;
+    size_t result_budget;
 } sf_map_options;
 
 /* Create a map on a pool and start acquiring input at once.  On success

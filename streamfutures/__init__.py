@@ -30,7 +30,8 @@ from .foreign import DEFAULT_FOREIGN_BUFFERSIZE, map
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor, UnguardedMainError
 from ._remote import DeserializationError, WorkerCrashedError
 from .stream import Stream
-from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
+from .thread import (ADAPTIVE_WINDOW_MAX_PER_WORKER, ADAPTIVE_WINDOW_MIN_PER_WORKER, DEFAULT_BUFFERSIZE_PER_WORKER,
+                     DEFAULT_RESULT_MEMORY, ThreadPoolExecutor)
 
 __all__ = [
     "ALL_COMPLETED",
@@ -41,6 +42,9 @@ __all__ = [
     "BrokenThreadPool",
     "CancelledError",
     "DEFAULT_BUFFERSIZE_PER_WORKER",
+    "ADAPTIVE_WINDOW_MAX_PER_WORKER",
+    "ADAPTIVE_WINDOW_MIN_PER_WORKER",
+    "DEFAULT_RESULT_MEMORY",
     "DEFAULT_FANOUT_BUFFERSIZE",
     "DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER",
     "Executor",

@@ -28,6 +28,9 @@ _R3 = TypeVar("_R3")
 _R4 = TypeVar("_R4")
 
 DEFAULT_BUFFERSIZE_PER_WORKER: int
+ADAPTIVE_WINDOW_MAX_PER_WORKER: int
+ADAPTIVE_WINDOW_MIN_PER_WORKER: int
+DEFAULT_RESULT_MEMORY: int
 DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER: int
 __version__: str
 
@@ -50,6 +53,8 @@ class ThreadPoolExecutor(Executor):
         thread_name_prefix: str = "",
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        *,
+        result_memory: int | None = ...,
     ) -> None: ...
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
     @overload

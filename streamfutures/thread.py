@@ -10,13 +10,23 @@ import weakref
 from concurrent.futures import _base
 
 from . import _engine, _progress
-from ._validate import DEFAULT, map_arguments
+from ._validate import DEFAULT, MAX_WINDOW, map_arguments
 
-#: map()'s default window is this many items per worker thread: enough to
-#: keep every worker busy while the consumer is briefly slow and to absorb
-#: uneven item times in ordered mode, small enough that large results
-#: (seed 002) cannot pile up.  See README "Why this default".
+#: map()'s default window adapts (src/core/window.c).  It starts at this
+#: many items per worker thread: enough to keep every worker busy while the
+#: consumer is briefly slow and to absorb uneven item times in ordered mode
+#: (and a Stream stage's fixed window)...
 DEFAULT_BUFFERSIZE_PER_WORKER = 32
+#: ...doubles up to this many while results are small, where refilling the
+#: window stops costing anything next to the items (bench/bench_window.py)...
+ADAPTIVE_WINDOW_MAX_PER_WORKER = 1024
+#: ...and shrinks, down to this many, so that the finished results held for
+#: the consumer stay within result_memory bytes (each counted as
+#: sys.getsizeof counts it); while they fill it, acquired items wait to
+#: start (as input, not as results), but this many per worker still run...
+ADAPTIVE_WINDOW_MIN_PER_WORKER = 2
+#: ...ThreadPoolExecutor(result_memory=...)'s default.
+DEFAULT_RESULT_MEMORY = 256 * 1024 * 1024
 
 _cpu_count = getattr(os, "process_cpu_count", os.cpu_count)
 
@@ -53,7 +63,8 @@ class ThreadPoolExecutor(_base.Executor):
 
     _counter = itertools.count().__next__
 
-    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
+    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(),
+                 *, result_memory=DEFAULT_RESULT_MEMORY):
         if max_workers is None:
             # the running stdlib's default: I/O-bound work, at most 32
             max_workers = min(32, (_cpu_count() or 1) + 4)
@@ -61,6 +72,12 @@ class ThreadPoolExecutor(_base.Executor):
             raise ValueError("max_workers must be greater than 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        if result_memory is not None and (
+                not isinstance(result_memory, int) or isinstance(result_memory, bool)):
+            raise TypeError("result_memory must be an int (bytes) or None")
+        if result_memory is not None and result_memory <= 0:
+            raise ValueError("result_memory must be > 0 or None")
+        self._result_memory = result_memory or 0
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix or (
             "ThreadPoolExecutor-%d" % self._counter()
@@ -85,8 +102,11 @@ class ThreadPoolExecutor(_base.Executor):
         """Return an iterator equivalent to map(fn, *iterables), lazily.
 
         The input is pulled in the background; at most ``buffersize`` items
-        are acquired and not yet yielded (default: 32 per worker; None means
-        no bound).  An exception from fn is raised at its item's position
+        are acquired and not yet yielded (None means no bound).  By default
+        the bound adapts: it starts at 32 items per worker, doubles up to
+        1024 per worker while results are small, and shrinks (to 2 per
+        worker at least) so the results waiting for the consumer stay
+        within the executor's ``result_memory`` bytes (sys.getsizeof).  An exception from fn is raised at its item's position
         and the next call to next() goes on; an exception from the input is
         raised after every earlier result and ends the iteration.
         ``timeout`` is one deadline counted from this call.  Closing the
@@ -99,8 +119,10 @@ class ThreadPoolExecutor(_base.Executor):
         def start():
             iterator, star, window, stop_when_dropped = map_arguments(
                 iterables, buffersize, DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers)
+            window_max = 0 if buffersize is not DEFAULT else min(
+                MAX_WINDOW, ADAPTIVE_WINDOW_MAX_PER_WORKER * self._max_workers)
             return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
-                                  stop_when_dropped)
+                                  stop_when_dropped, 1, None, window_max, self._result_memory)
 
         return _progress.map_with_progress(progress, fn, iterables, start)
 

@@ -52,6 +52,7 @@
 
 #include "pool_internal.h"
 #include "sync.h"
+#include "window.h"
 
 #define DEFAULT_MAX_BATCH 128
 #define BATCH_EXTENSIONS 4        /* a work_batch batch may grow to this many claims */
@@ -82,6 +83,7 @@ enum input_state {
 
 typedef struct slot {
     void *value;
+    size_t bytes; /* a finished result's cost, counted in the window (ops.result_bytes) */
     unsigned char state;
 } slot;
 
@@ -98,6 +100,7 @@ typedef struct work_job {
     uint32_t *idx;
     void **values;
     int *failed;
+    size_t *bytes;
     unsigned char *done;
 } work_job;
 
@@ -111,7 +114,8 @@ struct sf_map {
     sf__event changed; /* the consumer sleeps here */
 
     int bounded, unordered;
-    size_t cap;
+    size_t cap;       /* slots; the most the window can ever be */
+    sf__window win;   /* how many of them may be held now (window.c), when bounded */
     slot *slots;
     uint32_t *free_stack;
     size_t nfree;
@@ -121,6 +125,7 @@ struct sf_map {
     size_t nspill;
     uint64_t pulled, taken;
     size_t held;
+    size_t in_work; /* items claimed by work jobs and not yet finished */
 
     int input_state;
     void *input_error;
@@ -154,7 +159,7 @@ static void map_unref(sf_map *m);
 static void note_blocked_on_output(sf_map *m)
 {
     if (!m->full_since && !m->feed_posted && m->input_state == INPUT_OPEN && m->bounded &&
-        m->held >= m->cap && m->ready.len == 0)
+        !sf__window_admits(&m->win, m->held) && m->ready.len == 0)
         m->full_since = sf_now_ns();
 }
 static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int cancel_input);
@@ -180,6 +185,9 @@ static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
 static void release_slot(sf_map *m, uint32_t idx)
 {
     assert(m->held > 0 && m->nfree < m->cap && m->slots[idx].state != SLOT_FREE);
+    if (m->bounded)
+        sf__window_result_released(&m->win, m->slots[idx].bytes);
+    m->slots[idx].bytes = 0;
     m->slots[idx].value = NULL;
     m->slots[idx].state = SLOT_FREE;
     m->free_stack[m->nfree++] = idx;
@@ -336,6 +344,15 @@ static void break_ready(sf_map *m, trash *t)
 
 static int work_run(sf_job *job);
 static void work_drop(sf_job *job, int reason);
+static long takeable(sf_map *m);
+
+/* How many more items may start now (window.c: the results' budget). */
+static size_t startable(sf_map *m)
+{
+    if (!m->bounded)
+        return SIZE_MAX;
+    return sf__window_startable(&m->win, m->in_work, takeable(m) < 0);
+}
 
 static int post_one_work_job(sf_map *m, trash *t);
 
@@ -344,6 +361,8 @@ static void maybe_post_work(sf_map *m, trash *t)
 {
     /* a posted job busy running an item cannot take a new one: only the
      * idle ones count, or a slow item would serialize the ones behind it */
+    if (startable(m) == 0)
+        return; /* the held results fill the budget: a take re-posts */
     size_t want = (m->ready.len + (size_t)batch_size(m) - 1) / (size_t)batch_size(m);
     while (m->jobs_posted - m->jobs_working < want && m->free_jobs)
         if (post_one_work_job(m, t) != 0)
@@ -381,9 +400,12 @@ static void maybe_post_feed(sf_map *m, enum sf__poster poster)
      * is free: waking a thread and taking a runtime lock to pull one item
      * per item taken would cost more than the items (the bound is exact
      * either way) */
-    size_t refill_gap = m->cap / 16 ? m->cap / 16 : 1;
+    size_t refill_gap = m->bounded ? m->win.limit / 16 : 1;
+    if (refill_gap < 1)
+        refill_gap = 1;
     if (m->feed_posted || m->input_state != INPUT_OPEN ||
-        (m->bounded && m->cap - m->held < refill_gap && m->held > 0))
+        (m->bounded && m->held > 0 &&
+         (m->held + refill_gap > m->win.limit || !sf__window_admits(&m->win, m->held))))
         return;
     if (m->full_since) {
         m->full_ns += sf_now_ns() - m->full_since;
@@ -441,12 +463,13 @@ static int feed_run(sf_job *job)
 
     sf__lock(&m->mu);
     while (m->input_state == INPUT_OPEN) {
-        if (m->held >= m->cap && (m->bounded || grow(m) != 0)) {
+        if (m->bounded ? !sf__window_admits(&m->win, m->held)
+                       : m->held >= m->cap && grow(m) != 0) {
             m->feed_posted = 0;
             note_blocked_on_output(m);
             break; /* full: the next take re-posts us */
         }
-        size_t room = m->cap - m->held;
+        size_t room = (m->bounded ? m->win.limit : m->cap) - m->held;
         int want = m->pull_never_blocks ? (room < PULL_BURST ? (int)room : PULL_BURST) : 1;
         void *items[PULL_BURST], *last = NULL;
         enum sf_pull got = SF_PULL_ITEM;
@@ -516,13 +539,18 @@ static long takeable(sf_map *m);
 /* map->mu held: hand finished items [from, to) of a batch to the consumer
  * (or discard them when nobody consumes). */
 static void publish(sf_map *m, const uint32_t *idx, void *const *values, const int *failed,
-                    int from, int to, trash *t)
+                    const size_t *bytes, int from, int to, trash *t)
 {
     for (int i = from; i < to; i++) {
+        m->in_work--;
         if (m->drain) {
             trash_add(m, t, values[i]);
             release_slot(m, idx[i]);
             continue;
+        }
+        if (m->bounded) {
+            m->slots[idx[i]].bytes = bytes[i];
+            sf__window_result_held(&m->win, bytes[i]);
         }
         m->slots[idx[i]].value = values[i];
         m->slots[idx[i]].state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
@@ -538,6 +566,7 @@ struct sf_batch {
     uint32_t *idx;
     void **values;
     int *failed;
+    size_t *bytes;     /* each result's cost (ops.result_bytes), 0 when unmeasured */
     unsigned char *done;
     int n, cap;
     int64_t started; /* when the batch op was called */
@@ -559,6 +588,9 @@ int sf_batch_extend(sf_batch *b, int max)
         m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
     if (!m->cancelled && !sf_pool_broken(m->pool)) {
         int want = batch_size(m);
+        size_t may_start = startable(m);
+        if ((size_t)want > may_start)
+            want = (int)may_start;
         if (want > max)
             want = max;
         if (want > b->cap - b->n)
@@ -571,6 +603,7 @@ int sf_batch_extend(sf_batch *b, int max)
             m->slots[b->idx[i]].state = SLOT_RUNNING;
         }
         b->n += added;
+        m->in_work += (size_t)added;
         note_blocked_on_output(m);
     }
     sf__unlock(&m->mu);
@@ -595,7 +628,7 @@ static int publish_many(sf_batch *b, const int *indices, const int *failed, int 
     b->finished += n;
     sf__lock(&m->mu);
     for (int k = 0; k < n; k++)
-        publish(m, b->idx, b->values, b->failed, indices[k], indices[k] + 1, &t);
+        publish(m, b->idx, b->values, b->failed, b->bytes, indices[k], indices[k] + 1, &t);
     cancelled = m->cancelled;
     /* read under the lock: a consumer announces itself before it unlocks;
      * in input order it only cares once the result it waits for is here */
@@ -635,9 +668,13 @@ int sf_batch_done(sf_batch *b, int i, int failed) { return sf_batch_done_many(b,
 static void work_each(void *ctx, sf_batch *batch)
 {
     sf_map *m = batch->map;
-    for (int i = 0; i < batch->n; i++)
-        if (sf_batch_done(batch, i, m->ops.work(ctx, &batch->values[i])))
+    for (int i = 0; i < batch->n; i++) {
+        int failed = m->ops.work(ctx, &batch->values[i]);
+        if (m->ops.result_bytes && !failed)
+            batch->bytes[i] = m->ops.result_bytes(ctx, batch->values[i]);
+        if (sf_batch_done(batch, i, failed))
             break;
+    }
 }
 
 /* map->mu held on entry and exit: run a claimed batch; items it did not
@@ -648,8 +685,9 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     uint32_t *idx = wj->idx;
     void **values = wj->values;
     unsigned char *done = wj->done;
-    sf_batch batch = {m, idx, values, wj->failed, done, n, m->batch_cap, 0, 0, 0};
-    memset(done, 0, (size_t)n);
+    sf_batch batch = {m, idx, values, wj->failed, wj->bytes, done, n, m->batch_cap, 0, 0, 0};
+    memset(done, 0, (size_t)m->batch_cap);
+    memset(wj->bytes, 0, (size_t)m->batch_cap * sizeof *wj->bytes);
     sf__unlock(&m->mu);
     int64_t started = batch.started = sf_now_ns();
     (m->ops.work_batch ? m->ops.work_batch : work_each)(m->ctx, &batch);
@@ -662,6 +700,7 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
     for (int i = 0; i < n; i++)
         if (!done[i]) {
+            m->in_work--;
             give_up_item(m, idx[i], values[i], SLOT_CANCELLED, t);
             given_up++;
         }
@@ -689,11 +728,16 @@ static int work_run(sf_job *job)
             break;
         }
         int want = batch_size(m);
+        size_t may_start = startable(m);
+        if ((size_t)want > may_start)
+            want = (int)may_start;
         for (n = 0; n < want && m->ready.len; n++) {
             idx[n] = fifo_pop(m, &m->ready);
             values[n] = m->slots[idx[n]].value;
             m->slots[idx[n]].state = SLOT_RUNNING;
         }
+        m->in_work += (size_t)n; /* n == 0 with items ready: the results fill the budget,
+                                  * a take re-posts us */
         note_blocked_on_output(m);
         if (n == 0)
             break;
@@ -776,6 +820,7 @@ static void map_free_arrays(sf_map *m)
         free(m->jobs[j].idx);
         free(m->jobs[j].values);
         free(m->jobs[j].failed);
+        free(m->jobs[j].bytes);
         free(m->jobs[j].done);
     }
     free(m->jobs);
@@ -815,12 +860,20 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     if (!m)
         return -ENOMEM;
     m->bounded = options->window != SF_WINDOW_UNBOUNDED;
-    m->cap = m->bounded ? options->window : UNBOUNDED_START;
-    if (m->cap > UINT32_MAX) {
+    int adaptive = m->bounded && options->window_max > options->window;
+    m->cap = !m->bounded ? UNBOUNDED_START : adaptive ? options->window_max : options->window;
+    if (m->cap > UINT32_MAX || (adaptive && options->window_min > options->window)) {
         free(m);
         return -EINVAL;
     }
     m->max_jobs = sf_pool_max_threads(pool);
+    if (adaptive) {
+        size_t floor = options->window_min ? options->window_min : 2 * (size_t)m->max_jobs;
+        sf__window_init(&m->win, options->window, floor < options->window ? floor : options->window,
+                        m->cap, options->result_budget);
+    } else if (m->bounded) {
+        sf__window_init(&m->win, m->cap, m->cap, m->cap, 0);
+    }
     m->fixed_batch = options->batch;
     m->pull_never_blocks = options->pull_never_blocks;
     m->max_batch = options->batch ? options->batch
@@ -854,8 +907,10 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
         m->jobs[j].idx = malloc(b * sizeof *m->jobs[j].idx);
         m->jobs[j].values = malloc(b * sizeof *m->jobs[j].values);
         m->jobs[j].failed = malloc(b * sizeof *m->jobs[j].failed);
+        m->jobs[j].bytes = malloc(b * sizeof *m->jobs[j].bytes);
         m->jobs[j].done = malloc(b);
-        if (!m->jobs[j].idx || !m->jobs[j].values || !m->jobs[j].failed || !m->jobs[j].done) {
+        if (!m->jobs[j].idx || !m->jobs[j].values || !m->jobs[j].failed || !m->jobs[j].bytes ||
+            !m->jobs[j].done) {
             map_free_arrays(m);
             free(m);
             return -ENOMEM;
@@ -912,6 +967,7 @@ static long takeable(sf_map *m)
 int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
 {
     int rc, woke = 0; /* woke: -ETIMEDOUT / -EINTR from the last sleep */
+    trash t = {0};
     *value = NULL;
     if (sf__pool_forked(m->pool))
         return -ECHILD; /* inherited through fork: its threads are the parent's */
@@ -932,6 +988,8 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
             if (rc == SF_BROKEN)
                 m->finished = 1;
             maybe_post_feed(m, SF__BY_CONSUMER);
+            if (m->ready.len && m->bounded && m->win.budget)
+                maybe_post_work(m, &t); /* items held back by the results' budget */
             break;
         }
         if (m->finished) {
@@ -949,6 +1007,8 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
             m->finished = 1;
             break;
         }
+        if (m->ready.len && m->bounded && m->win.budget)
+            maybe_post_work(m, &t); /* the item waited for may be held back by the budget */
         if (deadline_ns == 0 || woke != 0) {
             /* nothing after a last look: report why we stopped waiting */
             rc = deadline_ns == 0 ? -EAGAIN : woke;
@@ -960,6 +1020,7 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
         sf__lock(&m->mu);
     }
     sf__unlock(&m->mu);
+    trash_empty(m, &t); /* only if posting the work failed (a broken pool) */
     return rc;
 }
 
@@ -1022,6 +1083,7 @@ static void let_go(sf_map *m, int keep_reading)
     m->drain = 1;
     m->finished = 1;
     drop_finished(m, &t);
+    maybe_post_work(m, &t); /* items held back by the results' budget */
     if (keep_reading) {
         stop_counting_pull_as_consumers(m);
         maybe_post_feed(m, SF__BY_ENGINE);

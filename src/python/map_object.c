@@ -28,6 +28,7 @@
 #include "compat.h"
 #include "map_ctx.h"
 #include "process_pool.h"
+#include "result_size.h"
 
 
 /* process pools: adaptive batches aim at this much work per message.  Each
@@ -148,8 +149,11 @@ static void ctx_destroy(void *raw)
     PyMem_RawFree(ctx);
 }
 
-static const sf_map_ops python_map_ops = {
-    .pull = ctx_pull, .work = ctx_work, .discard = ctx_discard, .destroy = ctx_destroy};
+static const sf_map_ops python_map_ops = {.pull = ctx_pull,
+                                          .work = ctx_work,
+                                          .discard = ctx_discard,
+                                          .destroy = ctx_destroy,
+                                          .result_bytes = sfpy_result_bytes};
 
 /* a process pool: each claimed batch goes to the worker thread's process */
 static const sf_map_ops process_map_ops = {.pull = ctx_pull,
@@ -193,6 +197,10 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     sf_map_options options = {.window = rq->window > 0 ? (size_t)rq->window : SF_WINDOW_UNBOUNDED,
                               .unordered = rq->unordered,
                               .pull_never_blocks = never_blocks(rq->iterator)};
+    if (rq->window > 0 && rq->window_max > rq->window) {
+        options.window_max = (size_t)rq->window_max;
+        options.result_budget = rq->result_budget > 0 ? (size_t)rq->result_budget : 0;
+    }
     const sf_map_ops *ops = &python_map_ops;
     if (pool_ctx->proc) {
         /* a message per batch: aim for batches of PROCESS_BATCH_NS, but

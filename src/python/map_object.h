@@ -14,6 +14,8 @@ typedef struct sfpy_map_request {
     double timeout;       /* whole map, seconds; < 0: none */
     int chunksize;        /* process pools: 0 = adaptive */
     double task_timeout;  /* process pools: per item, seconds; <= 0: none */
+    Py_ssize_t window_max;    /* > window: the window adapts up to this (threads) */
+    Py_ssize_t result_budget; /* bytes of finished results it holds, adapting */
 } sfpy_map_request;
 
 extern PyType_Spec sfpy_map_iter_spec;

@@ -155,14 +155,15 @@ static PyObject *pool_submit(SfPoolObject *self, PyObject *const *argv, Py_ssize
 }
 
 /* map(fn, iterator, star, window, unordered, timeout, stop_when_dropped[, chunksize,
- *     task_timeout]) */
+ *     task_timeout, window_max, result_budget]) */
 static PyObject *pool_map(SfPoolObject *self, PyObject *args)
 {
     PyObject *timeout, *task_timeout = Py_None;
     sfpy_map_request request = {0};
-    if (!PyArg_ParseTuple(args, "OOpnpOp|iO", &request.fn, &request.iterator, &request.star,
+    if (!PyArg_ParseTuple(args, "OOpnpOp|iOnn", &request.fn, &request.iterator, &request.star,
                           &request.window, &request.unordered, &timeout,
-                          &request.stop_when_dropped, &request.chunksize, &task_timeout))
+                          &request.stop_when_dropped, &request.chunksize, &task_timeout,
+                          &request.window_max, &request.result_budget))
         return NULL;
     if (refuse_new_work(self) < 0)
         return NULL;

@@ -25,6 +25,7 @@ typedef struct feed {
     long block_pull_at;
     _Atomic int pull_gate, pull_blocked;
     size_t window;
+    size_t result_bytes;
     sf_map *_Atomic map;
     _Atomic long pulled, worked, discarded, destroyed, bound_violations;
     _Atomic long input_errors_discarded;
@@ -87,6 +88,17 @@ static void feed_destroy(void *ctx) { atomic_fetch_add(&((feed *)ctx)->destroyed
 static const sf_map_ops ops = {
     .pull = feed_pull, .work = feed_work, .discard = feed_discard, .destroy = feed_destroy};
 
+/* every result costs feed.result_bytes (the adaptive window's budget) */
+static size_t feed_result_bytes(void *ctx, const void *value)
+{
+    (void)value;
+    return ((feed *)ctx)->result_bytes;
+}
+
+static const sf_map_ops sized_ops = {.pull = feed_pull, .work = feed_work,
+                                     .discard = feed_discard, .destroy = feed_destroy,
+                                     .result_bytes = feed_result_bytes};
+
 static sf_pool *make_pool(unsigned threads)
 {
     sf_pool_options o = {.max_threads = threads};
@@ -112,6 +124,69 @@ static sf_map *start(sf_pool *pool, feed *f, size_t window, int unordered)
 }
 
 static int64_t in_ms(int ms) { return sf_now_ns() + (int64_t)ms * 1000000; }
+
+static sf_map *start_adaptive(sf_pool *pool, feed *f, size_t start, size_t max, size_t budget)
+{
+    sf_map *m = NULL;
+    sf_map_options mo = {.window = start, .window_max = max, .result_budget = budget};
+    f->window = max;
+    if (sf_map_create(&m, pool, &sized_ops, f, &mo) != 0)
+        abort();
+    atomic_store(&f->map, m);
+    return m;
+}
+
+TEST(map_adaptive_window_grows_on_small_results_up_to_its_max)
+{
+    feed f = {.limit = -1, .fail_input_at = -1, .result_bytes = 8};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start_adaptive(pool, &f, 8, 256, 1 << 20);
+    void *v;
+    for (int k = 0; k < 200 && sf_map_outstanding(m) < 8; k++)
+        usleep(1000);
+    CHECK_EQ(sf_map_outstanding(m), 8); /* where it starts */
+    for (long i = 1; i <= 5000; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    for (int k = 0; k < 2000 && sf_map_outstanding(m) < 256; k++)
+        usleep(1000);
+    usleep(20000); /* a wrong engine would go on pulling */
+    CHECK_EQ(sf_map_outstanding(m), 256);
+    CHECK_EQ(f.bound_violations, 0);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.pulled, 5000 + f.discarded);
+    CHECK_EQ(f.destroyed, 1);
+}
+
+TEST(map_adaptive_window_keeps_held_results_within_the_byte_budget)
+{
+    /* results of 1000 bytes, a budget of 10 of them, 4 workers: while the
+     * consumer pauses, no more than the budget's worth is made */
+    feed f = {.limit = 2000, .fail_input_at = -1, .result_bytes = 1000};
+    sf_pool *pool = make_pool(4);
+    sf_map *m = start_adaptive(pool, &f, 64, 1024, 10000);
+    void *v;
+    for (long i = 1; i <= 5; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+    }
+    usleep(50000);
+    long made = atomic_load(&f.worked) - 5;
+    CHECK(made >= 1 && made <= 11);
+    for (long i = 6; i <= 2000; i++) {
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+        CHECK_EQ((intptr_t)v, i * 10);
+        CHECK(atomic_load(&f.worked) - i <= 11);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.pulled, 2000);
+    CHECK_EQ(f.worked, 2000);
+    CHECK_EQ(f.destroyed, 1);
+}
 
 TEST(map_ordered_results_within_the_window)
 {

@@ -1,0 +1,33 @@
+/* window.h -- the adaptive window's sizing policy (window.c), used by
+ * map.c; never seen by embedders. */
+#ifndef SF_WINDOW_H
+#define SF_WINDOW_H
+
+#include <stddef.h>
+
+typedef struct sf__window {
+    size_t limit;        /* items that may be acquired and not yet taken, now */
+    size_t floor, cap;   /* limit's range; floor == cap: a fixed window */
+    size_t budget;       /* bytes of finished results held; 0: no byte rule */
+    size_t held_bytes;   /* finished results not yet taken, in bytes */
+    double avg_bytes;    /* moving average of one result's cost */
+    size_t taken_since_growth;
+} sf__window;
+
+/* A fixed window of `items` when floor == cap; else adaptive in
+ * [floor, cap], starting at `start`. */
+void sf__window_init(sf__window *w, size_t start, size_t floor, size_t cap, size_t budget);
+/* A result of `bytes` is held for the consumer. */
+void sf__window_result_held(sf__window *w, size_t bytes);
+/* A held result of `bytes` was taken (or discarded). */
+void sf__window_result_released(sf__window *w, size_t bytes);
+/* 1 when one more item may be acquired while `acquired` are. */
+int sf__window_admits(const sf__window *w, size_t acquired);
+/* How many more items may start while `running` are: as many as the
+ * budget left holds at the average result's cost (floor while nothing is
+ * measured); with the budget full, one when nothing runs and the consumer
+ * has nothing to take (so it never waits on the budget forever).
+ * SIZE_MAX without a byte rule. */
+size_t sf__window_startable(const sf__window *w, size_t running, int consumer_starved);
+
+#endif

@@ -1,0 +1,11 @@
+/* result_size.h -- a result's cost for the adaptive window (result_size.c). */
+#ifndef SFPY_RESULT_SIZE_H
+#define SFPY_RESULT_SIZE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* sf_map_ops.result_bytes: sys.getsizeof's (shallow) size; never fails. */
+size_t sfpy_result_bytes(void *ctx, const void *value);
+
+#endif

@@ -1,0 +1,148 @@
+"""The thread map's default window adapts to what its results cost
+(src/core/window.c): it grows while results are small, shrinks so the
+results held for the consumer stay within result_memory bytes (as
+sys.getsizeof counts them), and an explicit buffersize is still exact.
+Results here count themselves; nothing is measured as RSS."""
+import itertools
+import threading
+import time
+
+import pytest
+
+import streamfutures as sf
+from conftest import CountingInput, wait_until
+
+MiB = 1024 * 1024
+
+
+class Counted:
+    """A result that claims `size` bytes (its __sizeof__) without taking
+    them, and counts how many of its kind are alive at once."""
+
+    lock = threading.Lock()
+    alive = 0
+    peak = 0
+
+    def __init__(self, size):
+        self.size = size
+        with Counted.lock:
+            Counted.alive += 1
+            Counted.peak = max(Counted.peak, Counted.alive)
+
+    def __sizeof__(self):
+        return self.size
+
+    def __del__(self):
+        with Counted.lock:
+            Counted.alive -= 1
+
+    @classmethod
+    def reset(cls):
+        with cls.lock:
+            cls.alive = cls.peak = 0
+
+
+def identity(x):
+    return x
+
+
+def outstanding_settles_at(source, taken, expected):
+    wait_until(lambda: source.pulled - taken == expected, "%d items acquired" % expected)
+    time.sleep(0.05)  # a wrong engine would go on pulling
+    assert source.pulled - taken == expected
+
+
+def test_the_window_starts_at_the_default_and_grows_to_its_cap_on_small_results():
+    source = CountingInput(itertools.count())
+    with sf.ThreadPoolExecutor(2) as ex:
+        it = ex.map(identity, source)
+        outstanding_settles_at(source, 0, sf.DEFAULT_BUFFERSIZE_PER_WORKER * 2)
+        taken = 0
+        for expected in range(20000):
+            assert next(it) == expected
+            taken += 1
+        outstanding_settles_at(source, taken, sf.ADAPTIVE_WINDOW_MAX_PER_WORKER * 2)
+        it.close()
+
+
+def big_after_five(count, size, **map_kwargs):
+    """Four workers each return a `size` result; the consumer pauses after
+    its fifth, long enough for the workers to fill any window."""
+    Counted.reset()
+    with sf.ThreadPoolExecutor(4, **map_kwargs.pop("executor", {})) as ex:
+        results = ex.map(lambda i: Counted(size), range(count), **map_kwargs)
+        for k, result in enumerate(results):
+            assert result.size == size
+            del result
+            if k == 4:
+                time.sleep(0.3)
+    return Counted.peak
+
+
+def test_large_results_shrink_the_window_to_the_memory_budget():
+    # 256 MiB of 16 MiB results: 16 held, plus what the workers are making
+    assert 5 <= big_after_five(200, 16 * MiB) <= 20
+    # a budget of 64 MiB: 4 of them, plus at most two items a worker running
+    assert 5 <= big_after_five(200, 16 * MiB, executor={"result_memory": 64 * MiB}) <= 13
+
+
+def test_an_explicit_buffersize_is_exact_whatever_the_results_cost():
+    assert big_after_five(300, 16 * MiB, buffersize=128) >= 100  # the old pile-up
+    source = CountingInput(itertools.count())
+    with sf.ThreadPoolExecutor(2) as ex:
+        it = ex.map(identity, source, buffersize=100)
+        for expected in range(5000):
+            assert next(it) == expected
+        outstanding_settles_at(source, 5000, 100)
+        it.close()
+
+
+def test_result_memory_none_bounds_only_the_count():
+    assert big_after_five(300, 16 * MiB, executor={"result_memory": None}) >= 100
+
+
+def test_one_huge_result_stops_the_input_until_it_is_taken_and_nothing_is_lost():
+    source = CountingInput(range(30000))
+    pulled_when_huge = []
+
+    def work(i):
+        if i == 10000:
+            pulled_when_huge.append(source.pulled)
+            return Counted(1 << 40)
+        return i
+
+    Counted.reset()
+    with sf.ThreadPoolExecutor(2) as ex:
+        it = ex.map(work, source)
+        assert [next(it) for _ in range(10000)] == list(range(10000))
+        wait_until(lambda: Counted.alive == 1, "the huge result made")
+        time.sleep(0.05)
+        pulled_while_held = source.pulled
+        time.sleep(0.05)
+        assert source.pulled == pulled_while_held  # held: no more input
+        huge = next(it)
+        assert huge.size == 1 << 40
+        del huge
+        assert list(it) == list(range(10001, 30000))
+    assert source.pulled == 30000
+
+
+def test_a_result_whose_sizeof_raises_is_counted_and_the_map_goes_on():
+    class Broken:
+        def __init__(self, i):
+            self.i = i
+
+        def __sizeof__(self):
+            raise RuntimeError("no size")
+
+    with sf.ThreadPoolExecutor(3) as ex:
+        assert [r.i for r in ex.map(Broken, range(3000))] == list(range(3000))
+        # the next item of the same worker is not disturbed by a stale error
+        assert list(ex.map(identity, range(10))) == list(range(10))
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError),
+                                        (1.5, TypeError), ("1", TypeError)])
+def test_result_memory_is_validated(bad, error):
+    with pytest.raises(error, match="result_memory"):
+        sf.ThreadPoolExecutor(2, result_memory=bad)
