@@ -191,7 +191,8 @@ py-test-ft: $(FT_VENV)/.stamp
 # a TSan build of 3.13t, and the extension built by it (its CFLAGS carry
 # -fsanitize=thread) into build/tsan-ft, beside a copy of the package.  A
 # report makes the run exit 66; the only suppressions are CPython's own
-# (its Tools/tsan/suppressions_free_threading.txt, for races inside it).  Slow (tens of minutes on 2 cores): not in
+# (its Tools/tsan/suppressions_free_threading.txt, for races inside it) and
+# tests/tsan_ft_suppressions.txt (each report inside CPython, with its reason).  Slow (tens of minutes on 2 cores): not in
 # `make test`.
 FT_TSAN_VENV ?= .venv-3.13t-tsan
 FT_TSAN_TESTS = tests/python/test_free_threading.py tests/python/test_tee.py \
@@ -208,8 +209,9 @@ tsan-ft: $(FT_TSAN_VENV)/.stamp
 	$(FT_TSAN_VENV)/bin/python setup.py -q build_ext --build-lib build/tsan-ft --build-temp build/tsan-ft-obj
 	cp streamfutures/*.py streamfutures/*.pyi streamfutures/py.typed build/tsan-ft/streamfutures/
 	py=$$(tools/free-threaded-python.sh tsan) && \
+	cat "$${py%/bin/*}/tsan-suppressions.txt" tests/tsan_ft_suppressions.txt > build/tsan-ft/suppressions.txt
 	PYTHONPATH=$(CURDIR)/build/tsan-ft \
-	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$${py%/bin/*}/tsan-suppressions.txt" \
+	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/build/tsan-ft/suppressions.txt" \
 	    $(FT_TSAN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FT_TSAN_TESTS)
 
 bench-ft: ext $(FT_VENV)/.stamp
