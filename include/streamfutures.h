@@ -301,8 +301,10 @@ typedef struct sf_ring_ops {
      * sf_map_ops.pull. */
     enum sf_pull (*pull)(void *ctx, void **item);
     /* Release an item (or the input's error value) no reader will read
-     * again: on the thread of a pull that reuses its slot, or of the last
-     * sf_ring_close_reader. */
+     * again: on the thread of a pull that reuses its slot (after the
+     * producer turn, except for items a read-ahead turn replaced before its
+     * last pull: reading this ring from those gets -EDEADLK), or of the
+     * last sf_ring_close_reader. */
     void (*discard)(void *ctx, void *value);
     /* The ring is freed: release ctx. */
     void (*destroy)(void *ctx);

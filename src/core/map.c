@@ -17,13 +17,20 @@
  * mode the acquired seqs are exactly [taken, pulled)) or in completion order
  * (`done` FIFO).  Taking a result frees its slot, which re-posts the input
  * stage if it had stopped on a full window.  All slot arrays are allocated
- * once; only buffersize=None (unbounded) grows them, doubling.  An embedder
+ * once (for an adaptive window, at its largest); only buffersize=None
+ * (unbounded) grows them, doubling.  How many slots may be held now is the
+ * window's policy (window.c): a fixed size, or one that follows the
+ * results' cost in bytes (ops.result_bytes, measured on the worker and
+ * counted when published); a worker claims no more items than the budget
+ * left holds (in_work counts those claimed and not finished).  An embedder
  * may take a whole claimed batch at once (ops.work_batch, for pipelining to
  * a process); each item is still published the moment sf_batch_done says
  * it finished.
  *
  * Invariants (under map->mu):
- *   held + pulling <= cap, and held <= W when bounded;
+ *   held + pulling <= cap, and held <= the window's limit when it was
+ *   acquired (a shrinking window lets what is held drain);
+ *   in_work = items claimed by work jobs and not yet published or given up;
  *   every slot is in exactly one place: free stack, ready FIFO, claimed by a
  *   worker (RUNNING), or finished (DONE_*, CANCELLED, BROKEN: in `done` when
  *   unordered, addressed by seq when ordered);

@@ -12,9 +12,14 @@
  * head that needs it, so a reader always finds its item.
  * There is no producer thread and no lock: a reader that has read
  * everything published becomes the producer by a compare-and-swap on
- * `producer` (the token of its thread), pulls one item with no engine
- * state held, stores it, publishes head with release order and gives the
- * role back.  Readers load head with acquire order, so a slot is always
+ * `producer` (the token of its thread), pulls with no engine state held,
+ * stores each item, publishes head with release order per item and gives
+ * the role back.  A turn pulls one item, or with sf_ring_read_ahead up to
+ * `read_ahead` while the ring has room and the turn is young (readers on
+ * different cores then trade the role once per turn, not per item; a
+ * slow input ends the turn after its first pull).  A reader that finds the
+ * role taken spins briefly before it sleeps: the holder publishes within
+ * a pull.  Readers load head with acquire order, so a slot is always
  * written before it is read.  A reader hands its item out borrowed and
  * advances its cursor at its next call (or close), so the producer never
  * reuses a slot whose item a reader has yet to take; the previous item
@@ -23,9 +28,13 @@
  * ends, the producer role is given back, a reader closes, the ring is
  * cancelled, or a cursor crosses `wake_at`: a reader waiting on a full
  * ring sets that mark capacity/8 slots above the slowest cursor, so a
- * laggard moving one slot at a time wakes it once per chunk, not per item.  Cursor stores, `wake_at` and
- * the events' waiter counts are sequentially consistent, so a sleeper
- * either sees the change or is woken (sync.c's protocol).  The input's
+ * laggard moving one slot at a time wakes it once per chunk, not per item.
+ * Head, the end, the role and closes are published before a signal, whose
+ * fence pairs with the sleeper's announcement (sync.c's protocol), so such
+ * a sleeper either sees the change or is woken.  A reader's own cursor is
+ * stored with release order only (a full fence per item would stall on
+ * the line the producer reads), so a waiter on a full ring may miss the
+ * crossing of its mark: it looks again every FULL_RECHECK_NS.  The input's
  * end is set after its last head with release order: a reader that sees
  * it re-reads head before reporting the end.  No engine lock exists here,
  * so every callback runs with none held.
@@ -221,7 +230,7 @@ static int produce(sf_ring *ring, uint64_t head)
         sf__event_signal_all(&ring->changed);
         return -ENOMEM;
     }
-    void *item = NULL;
+    void *item = NULL, *reused = NULL;
     enum sf_pull got;
     size_t read_ahead = atomic_load_explicit(&ring->read_ahead, memory_order_relaxed);
     int64_t started = read_ahead > 1 ? sf_now_ns() : 0;
@@ -230,12 +239,12 @@ static int produce(sf_ring *ring, uint64_t head)
         got = ring->ops.pull(ring->ctx, &item);
         if (got != SF_PULL_ITEM)
             break;
+        if (reused && ring->ops.discard) /* the previous pull's: the turn goes on */
+            ring->ops.discard(ring->ctx, reused);
         size_t slot = (size_t)(head % seg->capacity);
-        void *reused = head >= seg->base + seg->capacity ? seg->slots[slot] : NULL;
+        reused = head >= seg->base + seg->capacity ? seg->slots[slot] : NULL;
         seg->slots[slot] = item;
         atomic_store_explicit(&ring->head, ++head, memory_order_release);
-        if (reused && ring->ops.discard)
-            ring->ops.discard(ring->ctx, reused);
         if (pulled >= read_ahead || ring->unbounded ||
             atomic_load_explicit(&ring->cancelled, memory_order_relaxed))
             break;
@@ -254,6 +263,10 @@ static int produce(sf_ring *ring, uint64_t head)
     if (got == SF_PULL_ITEM) {
         atomic_store(&ring->producer, NULL);
         sf__event_signal_all(&ring->changed);
+        /* the last turn's item out of the role, so whatever its release
+         * runs may read the ring */
+        if (reused && ring->ops.discard)
+            ring->ops.discard(ring->ctx, reused);
         return 0;
     }
     if (got == SF_PULL_ERROR)
@@ -262,6 +275,8 @@ static int produce(sf_ring *ring, uint64_t head)
                           memory_order_release);
     atomic_store(&ring->producer, NULL);
     sf__event_signal_all(&ring->changed);
+    if (reused && ring->ops.discard)
+        ring->ops.discard(ring->ctx, reused);
     return 0;
 }
 
