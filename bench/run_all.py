@@ -16,13 +16,14 @@ import bench_progress  # noqa: E402
 import bench_seed000  # noqa: E402
 import bench_streams  # noqa: E402
 import bench_submit  # noqa: E402
+import bench_window  # noqa: E402
 
 
 def main():
     results = {"python": sys.version.split()[0], "machine": platform.machine(),
                "cpus": os.cpu_count()}
     for module in (bench_map, bench_submit, bench_memory, bench_seed000, bench_process,
-                   bench_streams, bench_progress):
+                   bench_streams, bench_progress, bench_window):
         print()
         results.update(module.main())
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
