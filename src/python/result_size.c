@@ -13,6 +13,7 @@
  * map's outcome for the item is its result.
  */
 #include "result_size.h"
+#include "compat.h"
 
 static size_t basic_size(PyObject *o) { return (size_t)Py_TYPE(o)->tp_basicsize; }
 
@@ -26,14 +27,19 @@ size_t sfpy_result_bytes(void *ctx, const void *value)
         return basic_size(o);
     if (type == &PyBytes_Type)
         return basic_size(o) + (size_t)PyBytes_GET_SIZE(o);
-    if (type == &PyByteArray_Type)
-        return basic_size(o) + (size_t)PyByteArray_GET_SIZE(o);
+    if (type == &PyByteArray_Type || type == &PyList_Type) {
+        /* mutable: another thread holding it may resize it meanwhile */
+        Py_ssize_t items;
+        Py_BEGIN_CRITICAL_SECTION(o);
+        items = Py_SIZE(o);
+        Py_END_CRITICAL_SECTION();
+        return basic_size(o) +
+               (size_t)items * (type == &PyList_Type ? sizeof(PyObject *) : 1);
+    }
     if (type == &PyUnicode_Type)
         return basic_size(o) + (size_t)PyUnicode_GET_LENGTH(o) * PyUnicode_KIND(o);
     if (type == &PyTuple_Type)
         return basic_size(o) + (size_t)PyTuple_GET_SIZE(o) * sizeof(PyObject *);
-    if (type == &PyList_Type)
-        return basic_size(o) + (size_t)PyList_GET_SIZE(o) * sizeof(PyObject *);
     PyObject *answer = PyObject_CallMethod(o, "__sizeof__", NULL);
     Py_ssize_t size = answer ? PyLong_AsSsize_t(answer) : -1;
     Py_XDECREF(answer);

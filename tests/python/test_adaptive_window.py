@@ -167,3 +167,26 @@ def test_a_result_whose_sizeof_raises_is_counted_and_the_map_goes_on():
 def test_result_memory_is_validated(bad, error):
     with pytest.raises(error, match="result_memory"):
         sf.ThreadPoolExecutor(2, result_memory=bad)
+
+
+@pytest.mark.parametrize("make", [lambda: bytearray(4 * MiB), lambda: bytes(4 * MiB),
+                                  lambda: [None] * (MiB // 2), lambda: "x" * (4 * MiB)],
+                         ids=["bytearray", "bytes", "list", "str"])
+def test_builtin_results_are_measured_without_a_python_call(make):
+    # 4 MiB each (a list of 2**19 pointers), a 16 MiB budget: about 4 held
+    made, taken = [], 0
+    held_peak = 0
+
+    def work(i):
+        made.append(1)
+        return make()
+
+    with sf.ThreadPoolExecutor(4, result_memory=16 * MiB) as ex:
+        for k, result in enumerate(ex.map(work, range(60))):
+            held_peak = max(held_peak, len(made) - taken)
+            taken += 1
+            if k == 2:
+                time.sleep(0.2)
+                held_peak = max(held_peak, len(made) - taken)
+    assert 2 <= held_peak <= 8
+    assert len(made) == 60
