@@ -189,7 +189,10 @@ py-test-ft: $(FT_VENV)/.stamp
 
 # The thread tests and the fanout/tee/map/Stream tests under ThreadSanitizer:
 # a TSan build of 3.13t, and the extension built by it (its CFLAGS carry
-# -fsanitize=thread) into build/tsan-ft, beside a copy of the package.  A
+# -fsanitize=thread) into build/tsan-ft, beside a copy of the package, and
+# imported from there (python -P: `-m` would put the checkout first, with
+# its uninstrumented in-place build, and TSan would not see the engine's
+# atomics order anything: every item handed between threads a "race").  A
 # report makes the run exit 66; the only suppressions are CPython's own
 # (its Tools/tsan/suppressions_free_threading.txt, for races inside it) and
 # tests/tsan_ft_suppressions.txt (each report inside CPython, with its reason).  Slow (tens of minutes on 2 cores): not in
@@ -212,7 +215,7 @@ tsan-ft: $(FT_TSAN_VENV)/.stamp
 	cat "$${py%/bin/*}/tsan-suppressions.txt" tests/tsan_ft_suppressions.txt > build/tsan-ft/suppressions.txt
 	PYTHONPATH=$(CURDIR)/build/tsan-ft \
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/build/tsan-ft/suppressions.txt" \
-	    $(FT_TSAN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FT_TSAN_TESTS)
+	    $(FT_TSAN_VENV)/bin/python -P -m pytest -q -p no:cacheprovider $(FT_TSAN_TESTS)
 
 bench-ft: ext $(FT_VENV)/.stamp
 	STREAMFUTURES_WERROR=1 $(FT_VENV)/bin/python setup.py -q build_ext --inplace
