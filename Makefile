@@ -195,8 +195,10 @@ py-test-ft: $(FT_VENV)/.stamp
 # atomics order anything: every item handed between threads a "race").  A
 # report makes the run exit 66; the only suppressions are CPython's own
 # (its Tools/tsan/suppressions_free_threading.txt, for races inside it) and
-# tests/tsan_ft_suppressions.txt (each report inside CPython, with its reason).  Slow (tens of minutes on 2 cores): not in
-# `make test`.
+# tests/tsan_ft_suppressions.txt (each report inside CPython, with its
+# reason).  -s: a passing test's reports are shown too.  About 3 minutes on
+# 2 cores once the TSan CPython is built; not in `make test` (README says
+# what it reports).
 FT_TSAN_VENV ?= .venv-3.13t-tsan
 FT_TSAN_TESTS = tests/python/test_free_threading.py tests/python/test_tee.py \
     tests/python/test_fanout.py tests/python/test_map.py tests/python/test_stream.py
@@ -215,7 +217,7 @@ tsan-ft: $(FT_TSAN_VENV)/.stamp
 	cat "$${py%/bin/*}/tsan-suppressions.txt" tests/tsan_ft_suppressions.txt > build/tsan-ft/suppressions.txt
 	PYTHONPATH=$(CURDIR)/build/tsan-ft \
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/build/tsan-ft/suppressions.txt" \
-	    $(FT_TSAN_VENV)/bin/python -P -m pytest -q -p no:cacheprovider $(FT_TSAN_TESTS)
+	    $(FT_TSAN_VENV)/bin/python -P -m pytest -q -s -p no:cacheprovider $(FT_TSAN_TESTS)
 
 bench-ft: ext $(FT_VENV)/.stamp
 	STREAMFUTURES_WERROR=1 $(FT_VENV)/bin/python setup.py -q build_ext --inplace
