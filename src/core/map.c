@@ -133,6 +133,7 @@ struct sf_map {
     uint64_t pulled, taken;
     size_t held;
     size_t in_work; /* items claimed by work jobs and not yet finished */
+    int held_back;  /* ready items left unstarted for the results' budget: a take re-posts */
 
     int input_state;
     void *input_error;
@@ -368,7 +369,8 @@ static void maybe_post_work(sf_map *m, trash *t)
 {
     /* a posted job busy running an item cannot take a new one: only the
      * idle ones count, or a slow item would serialize the ones behind it */
-    if (startable(m) == 0)
+    m->held_back = m->ready.len && startable(m) == 0;
+    if (m->held_back)
         return; /* the held results fill the budget: a take re-posts */
     size_t want = (m->ready.len + (size_t)batch_size(m) - 1) / (size_t)batch_size(m);
     while (m->jobs_posted - m->jobs_working < want && m->free_jobs)
@@ -607,6 +609,7 @@ int sf_batch_extend(sf_batch *b, int max)
             b->idx[i] = fifo_pop(m, &m->ready);
             b->values[i] = m->slots[b->idx[i]].value;
             b->done[i] = 0;
+            b->bytes[i] = 0;
             m->slots[b->idx[i]].state = SLOT_RUNNING;
         }
         b->n += added;
@@ -693,8 +696,8 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     void **values = wj->values;
     unsigned char *done = wj->done;
     sf_batch batch = {m, idx, values, wj->failed, wj->bytes, done, n, m->batch_cap, 0, 0, 0};
-    memset(done, 0, (size_t)m->batch_cap);
-    memset(wj->bytes, 0, (size_t)m->batch_cap * sizeof *wj->bytes);
+    memset(done, 0, (size_t)n);
+    memset(wj->bytes, 0, (size_t)n * sizeof *wj->bytes); /* extensions zero their own */
     sf__unlock(&m->mu);
     int64_t started = batch.started = sf_now_ns();
     (m->ops.work_batch ? m->ops.work_batch : work_each)(m->ctx, &batch);
@@ -743,8 +746,9 @@ static int work_run(sf_job *job)
             values[n] = m->slots[idx[n]].value;
             m->slots[idx[n]].state = SLOT_RUNNING;
         }
-        m->in_work += (size_t)n; /* n == 0 with items ready: the results fill the budget,
-                                  * a take re-posts us */
+        m->in_work += (size_t)n;
+        if (n == 0 && m->ready.len)
+            m->held_back = 1; /* the results fill the budget: a take re-posts us */
         note_blocked_on_output(m);
         if (n == 0)
             break;
@@ -995,8 +999,8 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
             if (rc == SF_BROKEN)
                 m->finished = 1;
             maybe_post_feed(m, SF__BY_CONSUMER);
-            if (m->ready.len && m->bounded && m->win.budget)
-                maybe_post_work(m, &t); /* items held back by the results' budget */
+            if (m->held_back)
+                maybe_post_work(m, &t);
             break;
         }
         if (m->finished) {
@@ -1014,8 +1018,8 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
             m->finished = 1;
             break;
         }
-        if (m->ready.len && m->bounded && m->win.budget)
-            maybe_post_work(m, &t); /* the item waited for may be held back by the budget */
+        if (m->held_back)
+            maybe_post_work(m, &t); /* the item waited for may be one of them */
         if (deadline_ns == 0 || woke != 0) {
             /* nothing after a last look: report why we stopped waiting */
             rc = deadline_ns == 0 ? -EAGAIN : woke;
@@ -1090,7 +1094,8 @@ static void let_go(sf_map *m, int keep_reading)
     m->drain = 1;
     m->finished = 1;
     drop_finished(m, &t);
-    maybe_post_work(m, &t); /* items held back by the results' budget */
+    if (m->held_back)
+        maybe_post_work(m, &t);
     if (keep_reading) {
         stop_counting_pull_as_consumers(m);
         maybe_post_feed(m, SF__BY_ENGINE);

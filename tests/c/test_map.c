@@ -108,11 +108,12 @@ static sf_pool *make_pool(unsigned threads)
     return pool;
 }
 
-static sf_map *start_with(sf_pool *pool, feed *f, sf_map_options mo)
+/* The bound a pull checks is the window, or an adaptive one's largest. */
+static sf_map *start_with(sf_pool *pool, feed *f, const sf_map_ops *o, sf_map_options mo)
 {
     sf_map *m = NULL;
-    f->window = mo.window;
-    if (sf_map_create(&m, pool, &ops, f, &mo) != 0)
+    f->window = mo.window_max > mo.window ? mo.window_max : mo.window;
+    if (sf_map_create(&m, pool, o, f, &mo) != 0)
         abort();
     atomic_store(&f->map, m);
     return m;
@@ -120,20 +121,15 @@ static sf_map *start_with(sf_pool *pool, feed *f, sf_map_options mo)
 
 static sf_map *start(sf_pool *pool, feed *f, size_t window, int unordered)
 {
-    return start_with(pool, f, (sf_map_options){.window = window, .unordered = unordered});
+    return start_with(pool, f, &ops, (sf_map_options){.window = window, .unordered = unordered});
 }
 
 static int64_t in_ms(int ms) { return sf_now_ns() + (int64_t)ms * 1000000; }
 
 static sf_map *start_adaptive(sf_pool *pool, feed *f, size_t start, size_t max, size_t budget)
 {
-    sf_map *m = NULL;
-    sf_map_options mo = {.window = start, .window_max = max, .result_budget = budget};
-    f->window = max;
-    if (sf_map_create(&m, pool, &sized_ops, f, &mo) != 0)
-        abort();
-    atomic_store(&f->map, m);
-    return m;
+    return start_with(pool, f, &sized_ops,
+                      (sf_map_options){.window = start, .window_max = max, .result_budget = budget});
 }
 
 TEST(map_adaptive_window_grows_on_small_results_up_to_its_max)
@@ -921,7 +917,8 @@ TEST(map_quiet_publishes_reach_a_sleeping_consumer)
  * the order, an input error at its position and the end all hold. */
 static sf_map *start_never_blocking(sf_pool *pool, feed *f, size_t window)
 {
-    return start_with(pool, f, (sf_map_options){.window = window, .pull_never_blocks = 1});
+    return start_with(pool, f, &ops,
+                      (sf_map_options){.window = window, .pull_never_blocks = 1});
 }
 
 TEST(map_never_blocking_input_is_pulled_in_bursts_within_the_window)

@@ -73,27 +73,39 @@ def test_the_window_starts_at_the_default_and_grows_to_its_cap_on_small_results(
         it.close()
 
 
-def big_after_five(count, size, **map_kwargs):
-    """Four workers each return a `size` result; the consumer pauses after
-    its fifth, long enough for the workers to fill any window.  The peak of
-    results made and not yet taken by the consumer, and the peak of results
-    alive.  They differ on a free-threaded build: a result dropped by the
-    consumer is freed by the thread that made it (biased reference
-    counting), when that thread next runs Python code."""
-    Counted.reset()
-    taken = []
+def peak_held(count, make, executor=None, is_expected=None, **map_kwargs):
+    """Four workers each return make(); the consumer pauses after its fifth,
+    long enough for the workers to fill any window.  The peak of results
+    made and not yet taken by the consumer (each checked by is_expected)."""
+    made, taken = [], 0
     held_peak = 0
-    with sf.ThreadPoolExecutor(4, **map_kwargs.pop("executor", {})) as ex:
-        results = ex.map(lambda i: Counted(size), range(count), **map_kwargs)
-        for k, result in enumerate(results):
-            held_peak = max(held_peak, len(Counted.made) - len(taken))
-            taken.append(1)
-            assert result.size == size
+
+    def work(i):
+        made.append(1)
+        return make()
+
+    with sf.ThreadPoolExecutor(4, **(executor or {})) as ex:
+        for k, result in enumerate(ex.map(work, range(count), **map_kwargs)):
+            held_peak = max(held_peak, len(made) - taken)
+            taken += 1
+            assert is_expected is None or is_expected(result)
             del result
             if k == 4:
                 time.sleep(0.3)
-                held_peak = max(held_peak, len(Counted.made) - len(taken))
-    return held_peak, Counted.peak()
+                held_peak = max(held_peak, len(made) - taken)
+    assert len(made) == count
+    return held_peak
+
+
+def big_after_five(count, size, **map_kwargs):
+    """peak_held of Counted results of `size`, and the peak of them alive.
+    The two differ on a free-threaded build: a result dropped by the
+    consumer is freed by the thread that made it (biased reference
+    counting), when that thread next runs Python code."""
+    Counted.reset()
+    held = peak_held(count, lambda: Counted(size), is_expected=lambda r: r.size == size,
+                     **map_kwargs)
+    return held, Counted.peak()
 
 
 def test_large_results_shrink_the_window_to_the_memory_budget():
@@ -174,19 +186,4 @@ def test_result_memory_is_validated(bad, error):
                          ids=["bytearray", "bytes", "list", "str"])
 def test_builtin_results_are_measured_without_a_python_call(make):
     # 4 MiB each (a list of 2**19 pointers), a 16 MiB budget: about 4 held
-    made, taken = [], 0
-    held_peak = 0
-
-    def work(i):
-        made.append(1)
-        return make()
-
-    with sf.ThreadPoolExecutor(4, result_memory=16 * MiB) as ex:
-        for k, result in enumerate(ex.map(work, range(60))):
-            held_peak = max(held_peak, len(made) - taken)
-            taken += 1
-            if k == 2:
-                time.sleep(0.2)
-                held_peak = max(held_peak, len(made) - taken)
-    assert 2 <= held_peak <= 8
-    assert len(made) == 60
+    assert 2 <= peak_held(60, make, executor={"result_memory": 16 * MiB}) <= 8
