@@ -149,7 +149,10 @@ example: build/example_ordered_lines build/example_fanout_stats
 	@echo "example: 300000 numbers fanned out to 4 threads through a 64-slot ring"
 
 # remade when this file changes: the packages the venv needs are listed here
-VENV_PACKAGES = pytest hypothesis tqdm uvloop distributed
+# (mpich: the MPI runtime and its mpiexec, as a wheel beside mpi4py's, the
+# pairing mpi4py's documentation gives; loky, Dask distributed and mpi4py
+# are the foreign executors sf.map is tested on)
+VENV_PACKAGES = pytest hypothesis tqdm uvloop distributed loky mpi4py mpich
 $(VENV)/.stamp: Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel $(VENV_PACKAGES)
@@ -242,12 +245,14 @@ BENCH_VENV ?= .venv-bench
 $(BENCH_VENV)/.stamp: Makefile
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip wheel "setuptools<81" greenlet \
-	    matplotlib tqdm joblib mpire pebble loky pypeln streamable
+	    matplotlib tqdm joblib mpire pebble loky pypeln streamable distributed mpi4py mpich
 	touch $@
 
+# bench_dask: each variant on a cluster of its own, and mpi4py under mpiexec
 bench: ext $(BENCH_VENV)/.stamp bench-ft
 	$(BENCH_VENV)/bin/python bench/run_all.py
 	$(BENCH_VENV)/bin/python bench/bench_peers.py
+	$(BENCH_VENV)/bin/python bench/bench_dask.py
 
 bench-peers: ext $(BENCH_VENV)/.stamp
 	$(BENCH_VENV)/bin/python bench/bench_peers.py

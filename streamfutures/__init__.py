@@ -26,6 +26,7 @@ from concurrent.futures.thread import BrokenThreadPool
 from . import _engine
 from ._as_completed import as_completed
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout, tee
+from ._chunk_runner import RemoteError
 from .foreign import DEFAULT_FOREIGN_BUFFERSIZE, map
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor, UnguardedMainError
 from ._remote import DeserializationError, WorkerCrashedError
@@ -59,6 +60,7 @@ __all__ = [
     "DeserializationError",
     "map",
     "DEFAULT_FOREIGN_BUFFERSIZE",
+    "RemoteError",
     "as_completed",
     "fanout",
     "tee",

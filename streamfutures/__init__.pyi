@@ -131,6 +131,12 @@ def as_completed(
 DEFAULT_FANOUT_BUFFERSIZE: int
 DEFAULT_FOREIGN_BUFFERSIZE: int
 
+class RemoteError(Exception):
+    type_name: str
+    message: str
+    traceback_text: str
+    def __init__(self, type_name: str, message: str, traceback_text: str) -> None: ...
+
 class ForeignMap(Iterator[_T]):
     def __next__(self) -> _T: ...
     def close(self) -> None: ...
@@ -141,11 +147,13 @@ class ForeignMap(Iterator[_T]):
 @overload
 def map(fn: Callable[[_A], _T], iterable: Iterable[_A], /, *, executor: Executor,
         buffersize: int | None = ..., unordered: bool = False,
-        timeout: float | None = None) -> Iterator[_T]: ...
+        timeout: float | None = None, chunksize: int | None = None,
+        progress: Any = None) -> Iterator[_T]: ...
 @overload
 def map(fn: Callable[..., _T], *iterables: Iterable[Any], executor: Executor,
         buffersize: int | None = ..., unordered: bool = False,
-        timeout: float | None = None) -> Iterator[_T]: ...
+        timeout: float | None = None, chunksize: int | None = None,
+        progress: Any = None) -> Iterator[_T]: ...
 
 class BroadcastReader(Iterator[_T]):
     def __next__(self) -> _T: ...

@@ -1,136 +1,416 @@
 """sf.map over any concurrent.futures.Executor: Dask distributed's
 client.get_executor(), mpi4py's MPIPoolExecutor, loky, the stdlib's.
 
-The engine keeps the window: an engine map (one engine thread) whose work
-for an item is ``executor.submit(fn, *item)``, so the input is read lazily
-in the background and at most ``buffersize`` items are acquired and not
-yet yielded, exactly as for our own executors.  Each submitted future gets
-a done-callback that forgets it (and, unordered, queues it); the consumer
-takes the futures from the engine map in input order and waits on each
-(ordered), or takes the first one done (unordered).  ``close()``, ``break``
-(dropping the iterator) or the garbage collector stop the input and
-cancel every future not yet finished; the executor itself is the caller's
-and is left running.
+The items travel in chunks, one task per chunk (_chunk_runner.run_chunk),
+sized by _chunk_policy from measured times: a task on such an executor
+costs far more than an item (Dask's scheduler alone spends about a
+millisecond on each).  The engine reads the input: an engine map with one
+thread whose input is the chunks and whose work for a chunk is
+``executor.submit``; so the input is read lazily in the background and the
+consumer takes the chunks' futures in input order from it (or, unordered,
+as they finish, from a queue their done-callbacks fill).  The window is
+``buffersize`` items acquired and not yet yielded: the chunk maker waits
+for room before it reads an item, and the consumer gives room back once it
+has yielded a whole chunk.  A chunk is sent once it has its size, or early
+when the input is slow to give items (filling it has taken as long as a
+task's overhead), so a slow input never holds back results.
+
+Each item comes back with its own outcome: a value, or its exception at
+its position (its remote traceback as ``__cause__``, as the stdlib's
+process pool gives it).  A chunk that is lost whole (a worker killed, the
+pool broken, the chunk cancelled by someone else) fails each of its items
+with that error.  ``close()``, ``break`` (dropping the iterator) or the
+garbage collector stop the input and cancel every chunk not finished; the
+executor itself is the caller's and is left running.
+
+The consumer-facing ForeignMap and the state the engine's thread shares
+(_Flow) are two objects so that dropping the iterator frees it at once:
+the engine map holds the flow, never the iterator.
 """
+import itertools
+import os
 import queue
 import threading
 import time
+from collections import deque
+from concurrent.futures import CancelledError, TimeoutError
+from concurrent.futures.process import _RemoteTraceback
 
+from . import _aio, _progress
+from ._chunk_policy import ChunkSizer
+from ._chunk_runner import run_chunk
+from ._validate import DEFAULT
 from .thread import ThreadPoolExecutor
 
-#: the window on an executor that is not ours: futures in flight at once
-DEFAULT_FOREIGN_BUFFERSIZE = 64
+#: the window on an executor that is not ours: items acquired and not yet
+#: yielded.  Two chunks per worker fit in it (the chunk cap): on a small
+#: cluster, trivial tasks travel a few thousand to a task, where a task's
+#: fixed cost stops counting (bench/bench_dask.py)
+DEFAULT_FOREIGN_BUFFERSIZE = 16384
+#: the chunk cap when buffersize=None (no window to share out)
+UNBOUNDED_CHUNK_CAP = 1 << 16
+#: unordered, while no chunk finishes: how often the end of the input is checked
+END_POLL_SECONDS = 0.05
+
+
+def _is_dask(executor):
+    """Dask's executor or client, or a subclass of either."""
+    return any(cls.__module__.startswith("distributed.") for cls in type(executor).__mro__)
+
+
+def worker_count(executor):
+    """The executor's workers (threads, ranks or processes), or the
+    machine's cores when it does not say."""
+    try:
+        if _is_dask(executor):
+            return max(1, sum(executor._client.nthreads().values()))
+        for name in ("_max_workers", "num_workers"):
+            count = getattr(executor, name, None)
+            if isinstance(count, int) and count > 0:
+                return count
+    except Exception:  # a foreign executor's attribute: only a hint
+        pass
+    return os.cpu_count() or 1
+
+
+class _Chunk:
+    __slots__ = ("size", "future", "sent", "measures_overhead", "error")
+
+    def __init__(self, size):
+        self.size, self.future, self.error = size, None, None
+
+
+class _Flow:
+    """What the engine's thread (making and sending chunks), the executor's
+    threads (chunks finishing) and the consumer share."""
+
+    def __init__(self, executor, fn, buffersize, chunksize, unordered, star):
+        self.executor, self.fn, self.star = executor, fn, star
+        self.buffersize = buffersize
+        self.workers = worker_count(executor)
+        # Dask: never merge identical chunks into one key (pure=True would)
+        self.submit_options = {"pure": False} if _is_dask(executor) else {}
+        cap = buffersize // (2 * self.workers) if buffersize is not None else UNBOUNDED_CHUNK_CAP
+        self.sizer = None if chunksize is not None else ChunkSizer(cap)
+        self.fixed_size = chunksize
+        self.unordered = unordered
+        self.room = threading.Condition(threading.Lock())
+        self.held = 0        # items acquired and not given back by the consumer
+        self.unfinished = 0  # chunks made and not finished
+        # two per worker: one running, one queued behind it, so no worker
+        # waits for a round trip between chunks
+        self.max_unfinished = 2 * self.workers
+        self.acquired = 0
+        self.closed = False
+        self.in_flight = set()  # chunks' futures not finished
+        self.finished = queue.SimpleQueue()  # unordered: chunks as they finish
+
+    def chunk_size(self):
+        return self.fixed_size if self.sizer is None else self.sizer.size
+
+    def chunks(self, items):
+        """The input, cut into chunks (the engine map's input)."""
+        while True:
+            size = self.chunk_size()
+            with self.room:
+                while not self.closed and (self.unfinished >= self.max_unfinished or (
+                        self.buffersize is not None and self.held >= self.buffersize)):
+                    self.room.wait()
+                if self.closed:
+                    return
+                if self.buffersize is not None:
+                    size = min(size, self.buffersize - self.held)
+            # a slow input: send what it gave once waiting for more has
+            # taken as long as a task's overhead (a fixed size waits); read
+            # in doubling pieces, so the clock is read a few times a chunk
+            deadline = None if self.sizer is None else time.perf_counter() + self.sizer.overhead
+            chunk, error, piece = [], None, 1
+            try:
+                while True:
+                    got = len(chunk)
+                    chunk.extend(itertools.islice(items, min(piece, size - got)))
+                    if len(chunk) == got or len(chunk) >= size or (
+                            deadline is not None and time.perf_counter() > deadline):
+                        break
+                    piece *= 2
+            except BaseException as raised:  # the items read before it still go
+                error = raised
+            if chunk:
+                with self.room:
+                    self.held += len(chunk)
+                    self.acquired += len(chunk)
+                    self.unfinished += 1
+                yield chunk
+            if error is not None:
+                raise error
+            if not chunk:
+                return
+
+    def _finished_one(self, future):
+        with self.room:
+            self.in_flight.discard(future)
+            self.unfinished -= 1
+            self.room.notify()
+
+    def give_back(self, count):
+        with self.room:
+            self.held -= count
+            self.room.notify()
+
+    def close(self):
+        with self.room:
+            self.closed = True
+            self.room.notify_all()
+
+    def submit(self, chunk):
+        """The engine map's work: one task for the chunk; a submit that
+        fails fails the chunk's items."""
+        record = _Chunk(len(chunk))
+        with self.room:
+            record.measures_overhead = len(self.in_flight) < self.workers
+        record.sent = time.perf_counter()
+        try:
+            record.future = self.executor.submit(run_chunk, self.fn, chunk, self.star,
+                                                 **self.submit_options)
+        except BaseException as error:
+            record.error = error
+            self._finished_one(None)
+            if self.unordered:
+                self.finished.put(record)
+            return record
+        with self.room:
+            self.in_flight.add(record.future)
+        record.future.add_done_callback(lambda future: self.settled(record, future))
+        return record
+
+    def settled(self, record, future):
+        """A chunk finished (on the executor's thread): measure it."""
+        round_trip = time.perf_counter() - record.sent
+        self._finished_one(future)
+        if self.sizer is not None and not future.cancelled() and future.exception() is None:
+            self.sizer.observe(record.size, round_trip, future.result()[0],
+                               record.measures_overhead)
+        if self.unordered:
+            self.finished.put(record)
+
+    def cancel_in_flight(self):
+        with self.room:
+            pending = list(self.in_flight)
+        for future in pending:
+            future.cancel()
+
+
+class _Every:
+    """The errors of a chunk lost whole: every position has the one error."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+    def __contains__(self, position):
+        return True
+
+    def __getitem__(self, position):
+        return self.error
+
+
+def _outcomes(record, timeout):
+    """The chunk's items' (values, errors): errors is None, or maps a
+    failed item's position to its exception."""
+    if record.error is not None:
+        return None, _Every(record.error)
+    try:
+        _, values, errors = record.future.result(timeout)
+    except TimeoutError:
+        if not record.future.done():
+            raise
+        return None, _Every(record.future.exception())
+    except (CancelledError, Exception) as error:  # lost whole: each item fails with it
+        return None, _Every(error)
+    if errors is None:
+        return values, None
+    failed = {}
+    for position, error, text in errors:
+        error.__cause__ = _RemoteTraceback(text)
+        failed[position] = error
+    return values, failed
 
 
 class ForeignMap:
     """The iterator sf.map returns for an executor that is not ours."""
 
-    def __init__(self, executor, fn, iterables, buffersize, unordered, timeout):
+    def __init__(self, executor, fn, iterables, buffersize, unordered, timeout, chunksize=None):
         if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
             raise ValueError("buffersize must be None or > 0")
-        self._executor, self._fn = executor, fn
-        self._unordered = bool(unordered)
+        if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+            raise ValueError("chunksize must be >= 1.")
+        if _is_dask(executor) and hasattr(executor, "get_executor"):
+            executor = executor.get_executor()  # a Client: its executor
+        star = len(iterables) != 1
+        items = zip(*iterables) if star else iter(iterables[0])
         self._deadline = None if timeout is None else time.monotonic() + timeout
-        self._in_flight = set()
-        self._lock = threading.Lock()
-        self._done = queue.SimpleQueue()  # unordered: futures as they finish
-        self._taken = 0     # futures taken from the engine map
-        self._yielded = 0   # their outcomes given to the consumer
-        self._ended = True  # until it exists: nothing for __del__ to close
+        self._unordered = bool(unordered)
+        # the chunk being yielded: its values, failed positions, next position, size
+        self._values, self._errors, self._position, self._size = None, None, 0, 0
+        self._yielded = 0       # items of the chunks before it
+        self._taken = 0         # chunks taken from the engine map
+        self._given = 0         # chunks whose items were all yielded
+        self._head_record = None  # ordered: the chunk taken, its outcome not yet in
+        self._input_end = None  # unordered: the engine's end (or input error), held back
+        self._on_finish_calls = []
+        self._ended = True      # until it exists: nothing for __del__ to close
+        self._flow = _Flow(executor, fn, buffersize, chunksize, self._unordered, star)
         self._submitter = ThreadPoolExecutor(1, thread_name_prefix="streamfutures-submit")
-        try:  # buffersize=None: no bound, every item submitted as it is read
-            self._futures = self._submitter.map(self._submit, *iterables, buffersize=buffersize)
+        try:  # no engine bound: the chunk maker keeps the window in items
+            self._chunks = self._submitter.map(self._flow.submit, self._flow.chunks(items),
+                                               buffersize=None)
         except BaseException:
             self._submitter.shutdown(wait=True)
             raise
         self._ended = False
 
-    def _submit(self, *args):
-        future = self._executor.submit(self._fn, *args)
-        with self._lock:
-            self._in_flight.add(future)
-        future.add_done_callback(self._settled)
-        return future
-
-    def _settled(self, future):
-        with self._lock:
-            self._in_flight.discard(future)
-        if self._unordered:
-            self._done.put(future)
-
     def __iter__(self):
         return self
+
+    def __aiter__(self):
+        return _aio.AsyncResults(self, poll=self._poll, close=self.close)
+
+    def __next__(self):
+        position = self._position
+        if position < self._size:  # the chunk being yielded (size 0 once closed)
+            self._position = position + 1
+            if position + 1 == self._size:
+                self._chunk_yielded()
+            errors = self._errors
+            if errors is not None and position in errors:
+                raise errors[position]
+            return self._values[position]
+        return self._next_chunk()
+
+    def _chunk_yielded(self):
+        self._given += 1
+        self._flow.give_back(self._size)
+
+    def _load(self, record, outcome):
+        self._yielded += self._size
+        self._values, self._errors = outcome
+        self._position, self._size = 0, record.size
+
+    def _next_chunk(self):
+        if self._ended:
+            raise StopIteration
+        try:
+            if self._unordered:
+                self._next_finished(wait=True)
+            else:
+                record = self._head(wait=True)
+                self._head_record = None
+                self._load(record, _outcomes(record, self._left()))
+        except BaseException:  # the end, the input's error (after every
+            self.close()       # earlier result) or the deadline
+            raise
+        return self.__next__()
 
     def _left(self):
         if self._deadline is None:
             return None
         left = self._deadline - time.monotonic()
         if left <= 0:
-            self.close()
             raise TimeoutError()
         return left
 
-    def __next__(self):
-        if self._ended:
-            raise StopIteration
-        try:
-            future = self._first_done() if self._unordered else self._take()
-        except StopIteration:
-            self.close()
-            raise
-        self._yielded += not self._unordered
-        try:
-            return future.result(self._left())
-        except TimeoutError:
-            if not future.done():  # our deadline, not the item's own error
-                self.close()
-            raise
+    def _head(self, wait):
+        """Ordered: the next chunk in input order (None: not sent yet)."""
+        if self._head_record is None:
+            if wait:
+                self._head_record = next(self._chunks)
+            else:
+                got, record = self._chunks._poll()
+                if not got:
+                    return None
+                self._head_record = record
+            self._taken += 1
+        return self._head_record
 
-    def _take(self):
-        future = next(self._futures)  # waits for the engine (input and submit)
-        self._taken += 1
-        return future
+    def _drain_submitted(self):
+        """Unordered: take the sent chunks' records from the engine map (so
+        it holds none), keeping its end, or the input's error, for when
+        every chunk sent before it has been yielded."""
+        while self._input_end is None:
+            try:
+                got, _ = self._chunks._poll()
+            except BaseException as end:
+                self._input_end = end
+                return
+            if not got:
+                return
+            self._taken += 1
 
-    def _first_done(self):
-        """Unordered: the first future to finish among those submitted."""
+    def _next_finished(self, wait):
+        """Unordered: load the next chunk to finish; False when none has
+        (only when not waiting)."""
         while True:
-            # take a submitted future from the engine (freeing a slot of its
-            # window) only as one is yielded: a future taken and not yet
-            # yielded is still acquired, and the window bounds those too
+            self._drain_submitted()
             try:
-                while self._taken <= self._yielded:
-                    got, _ = self._futures._poll()
-                    if not got:
-                        break
-                    self._taken += 1
-            except StopIteration:
-                if self._yielded == self._taken:
-                    raise
-            left = self._left()
-            try:
-                future = self._done.get(timeout=0.05 if left is None else min(0.05, left))
+                record = self._flow.finished.get_nowait()
             except queue.Empty:
-                continue
-            self._yielded += 1
-            return future
+                if self._input_end is not None and self._given == self._taken:
+                    raise self._input_end
+                if not wait:
+                    return False
+                left = self._left()
+                try:  # a short wait: the engine's end is noticed by polling it
+                    record = self._flow.finished.get(
+                        timeout=END_POLL_SECONDS if left is None else min(END_POLL_SECONDS, left))
+                except queue.Empty:
+                    continue
+            self._load(record, _outcomes(record, 0))
+            return True
+
+    def _poll(self):
+        """(True, result) if one is ready now, else (False, None); never
+        waits (async for takes what is ready after each wait)."""
+        if self._position >= self._size:
+            if self._ended:
+                raise StopIteration
+            try:
+                if self._unordered:
+                    if not self._next_finished(wait=False):
+                        return False, None
+                else:
+                    record = self._head(wait=False)
+                    if record is None or (record.future is not None and not record.future.done()):
+                        return False, None
+                    self._head_record = None
+                    self._load(record, _outcomes(record, 0))
+            except BaseException:
+                self.close()
+                raise
+        return True, self.__next__()
 
     def stats(self):
-        engine = self._futures.stats()
-        return {"items_in": engine["items_in"], "items_out": self._yielded, "busy": None,
-                "waiting_for_input": engine["waiting_for_input"], "blocked_on_output": None}
+        engine = self._chunks.stats()
+        return {"items_in": self._flow.acquired, "items_out": self._yielded + self._position, "busy": None,
+                "waiting_for_input": engine["waiting_for_input"], "blocked_on_output": None,
+                "chunk_size": self._flow.chunk_size()}
+
+    def _on_finish(self, call):
+        self._on_finish_calls.append(call)
 
     def close(self):
-        """Stop reading the input and cancel every future not finished."""
-        with self._lock:  # once, whichever thread closes first
+        """Stop reading the input and cancel every chunk not finished."""
+        with self._flow.room:  # once, whichever thread closes first
             if self._ended:
                 return
             self._ended = True
-        self._futures.close()
+            self._size = 0  # nothing more is yielded
+        self._flow.close()
+        self._chunks.close()
         self._submitter.shutdown(wait=True)
-        with self._lock:
-            pending = list(self._in_flight)
-        for future in pending:
-            future.cancel()
+        self._flow.cancel_in_flight()
+        for call in self._on_finish_calls:
+            call(self._yielded + self._position)
 
     def __del__(self):
         if not getattr(self, "_ended", True):
@@ -144,18 +424,26 @@ class ForeignMap:
         return False
 
 
-def map(fn, *iterables, executor, buffersize=DEFAULT_FOREIGN_BUFFERSIZE, unordered=False,
-        timeout=None):
+def map(fn, *iterables, executor, buffersize=DEFAULT, unordered=False, timeout=None,
+        chunksize=None, progress=None):
     """map(fn, *iterables) on any concurrent.futures.Executor, lazily.
 
     At most ``buffersize`` items are acquired from the input and not yet
     yielded; results come in input order (or as they complete with
     ``unordered=True``); an exception from fn is raised at its item's
-    position; ``timeout`` is one deadline for the whole map.  On our own
-    executors this is ``executor.map``."""
+    position; ``timeout`` is one deadline for the whole map.  Items travel
+    in chunks, one task each, sized from measured times
+    (``chunksize=None``) or fixed (``chunksize=N``; 1 is one task per
+    item).  On our own executors this is ``executor.map``."""
     from .process import ProcessPoolExecutor
 
     if isinstance(executor, (ThreadPoolExecutor, ProcessPoolExecutor)):
+        options = {} if chunksize is None else {"chunksize": chunksize}
         return executor.map(fn, *iterables, buffersize=buffersize, unordered=unordered,
-                            timeout=timeout)
-    return ForeignMap(executor, fn, iterables, buffersize, unordered, timeout)
+                            timeout=timeout, progress=progress, **options)
+    if not callable(fn):
+        raise TypeError("%r is not callable" % (fn,))
+    window = DEFAULT_FOREIGN_BUFFERSIZE if buffersize is DEFAULT else buffersize
+    return _progress.map_with_progress(
+        progress, fn, iterables,
+        lambda: ForeignMap(executor, fn, iterables, window, unordered, timeout, chunksize))

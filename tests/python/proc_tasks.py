@@ -192,3 +192,42 @@ def start_a_descendant(pid_file, then="return"):
     elif then == "crash":
         os._exit(3)
     return child.pid
+
+
+class UnpicklableError(Exception):
+    """An exception that cannot cross a process boundary (it holds a lock)."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable_at_two(x):
+    if x == 2:
+        raise UnpicklableError("item two holds a lock")
+    return x
+
+
+def exit_at_seven(x):
+    """The worker process dies (os._exit) at item 7."""
+    if x == 7:
+        os._exit(7)
+    return x
+
+
+def sleep_100ms(x):
+    time.sleep(0.1)
+    return x
+
+
+def reported_outcomes(results):
+    """Every outcome of a map to its end, an exception as "Type: message":
+    what a child interpreter's checks report as JSON."""
+    got = []
+    while True:
+        try:
+            got.append(next(results))
+        except StopIteration:
+            return got
+        except Exception as e:
+            got.append("%s: %s" % (type(e).__name__, e))

@@ -3,6 +3,7 @@
 submit, fanout, tee and Stream."""
 from collections.abc import Iterator
 from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor as StdlibThreads
 from typing import Any
 
 from typing_extensions import assert_type
@@ -62,3 +63,14 @@ async def consume() -> None:
             assert_type(text, str)
     async for half in sf.Stream(numbers()).map(halve):
         assert_type(half, float)
+
+# any other Executor: items travel in chunks, adaptive or fixed
+with StdlibThreads(2) as stdlib:
+    assert_type(sf.map(halve, numbers(), executor=stdlib), Iterator[float])
+    assert_type(sf.map(add, numbers(), ["x"], executor=stdlib, chunksize=4), Iterator[str])
+    assert_type(sf.map(str, numbers(), executor=stdlib, chunksize=None, progress=True),
+                Iterator[str])
+try:
+    pass
+except sf.RemoteError as lost:
+    assert_type(lost.type_name, str)
