@@ -38,6 +38,7 @@ from concurrent.futures.process import _RemoteTraceback
 
 from . import _aio, _progress
 from ._chunk_policy import ChunkSizer
+from ._engine import ChunkCursor
 from ._chunk_runner import run_chunk
 from ._validate import DEFAULT
 from .thread import ThreadPoolExecutor
@@ -200,34 +201,21 @@ class _Flow:
             future.cancel()
 
 
-class _Every:
-    """The errors of a chunk lost whole: every position has the one error."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error):
-        self.error = error
-
-    def __contains__(self, position):
-        return True
-
-    def __getitem__(self, position):
-        return self.error
-
-
 def _outcomes(record, timeout):
-    """The chunk's items' (values, errors): errors is None, or maps a
-    failed item's position to its exception."""
+    """The chunk's items' (values, errors), as ChunkCursor._load takes
+    them: errors is None, a dict from a failed item's position to its
+    exception, or, for a chunk lost whole, the one error of every item
+    (values None)."""
     if record.error is not None:
-        return None, _Every(record.error)
+        return None, record.error
     try:
         _, values, errors = record.future.result(timeout)
     except TimeoutError:
         if not record.future.done():
             raise
-        return None, _Every(record.future.exception())
+        return None, record.future.exception()
     except (CancelledError, Exception) as error:  # lost whole: each item fails with it
-        return None, _Every(error)
+        return None, error
     if errors is None:
         return values, None
     failed = {}
@@ -237,8 +225,10 @@ def _outcomes(record, timeout):
     return values, failed
 
 
-class ForeignMap:
-    """The iterator sf.map returns for an executor that is not ours."""
+class ForeignMap(ChunkCursor):
+    """The iterator sf.map returns for an executor that is not ours.  Its
+    base (_engine.ChunkCursor, in C) hands out the items of the chunk it
+    holds; _next_chunk loads the next one."""
 
     def __init__(self, executor, fn, iterables, buffersize, unordered, timeout, chunksize=None):
         if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
@@ -251,9 +241,9 @@ class ForeignMap:
         items = zip(*iterables) if star else iter(iterables[0])
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._unordered = bool(unordered)
-        # the chunk being yielded: its values, failed positions, next position, size
-        self._values, self._errors, self._position, self._size = None, None, 0, 0
-        self._yielded = 0       # items of the chunks before it
+        self._used_room = 0     # the chunk being handed out: its items' room, given
+        # back to the window once it is used up and the next one is asked for
+        self._loading = threading.Lock()  # one thread loads the next chunk at a time
         self._taken = 0         # chunks taken from the engine map
         self._given = 0         # chunks whose items were all yielded
         self._head_record = None  # ordered: the chunk taken, its outcome not yet in
@@ -270,47 +260,39 @@ class ForeignMap:
             raise
         self._ended = False
 
-    def __iter__(self):
-        return self
-
     def __aiter__(self):
         return _aio.AsyncResults(self, poll=self._poll, close=self.close)
 
-    def __next__(self):
-        position = self._position
-        if position < self._size:  # the chunk being yielded (size 0 once closed)
-            self._position = position + 1
-            if position + 1 == self._size:
-                self._chunk_yielded()
-            errors = self._errors
-            if errors is not None and position in errors:
-                raise errors[position]
-            return self._values[position]
-        return self._next_chunk()
+    def _give_back_used_chunk(self):
+        used, self._used_room = self._used_room, 0
+        if used:
+            self._given += 1
+            self._flow.give_back(used)
 
-    def _chunk_yielded(self):
-        self._given += 1
-        self._flow.give_back(self._size)
-
-    def _load(self, record, outcome):
-        self._yielded += self._size
-        self._values, self._errors = outcome
-        self._position, self._size = 0, record.size
+    def _load_chunk(self, record, outcome):
+        values, errors = outcome
+        self._load(values, errors, record.size)
+        self._used_room = record.size
 
     def _next_chunk(self):
-        if self._ended:
-            raise StopIteration
-        try:
-            if self._unordered:
-                self._next_finished(wait=True)
-            else:
-                record = self._head(wait=True)
-                self._head_record = None
-                self._load(record, _outcomes(record, self._left()))
-        except BaseException:  # the end, the input's error (after every
-            self.close()       # earlier result) or the deadline
-            raise
-        return self.__next__()
+        """Called by ChunkCursor's next() once the chunk held is used up:
+        load the next one, or raise (StopIteration at the end)."""
+        with self._loading:
+            if self._has_items():  # another thread loaded one meanwhile
+                return
+            if self._ended:
+                raise StopIteration
+            self._give_back_used_chunk()
+            try:
+                if self._unordered:
+                    self._next_finished(wait=True)
+                else:
+                    record = self._head(wait=True)
+                    self._head_record = None
+                    self._load_chunk(record, _outcomes(record, self._left()))
+            except BaseException:  # the end, the input's error (after every
+                self.close()       # earlier result) or the deadline
+                raise
 
     def _left(self):
         if self._deadline is None:
@@ -365,33 +347,41 @@ class ForeignMap:
                         timeout=END_POLL_SECONDS if left is None else min(END_POLL_SECONDS, left))
                 except queue.Empty:
                     continue
-            self._load(record, _outcomes(record, 0))
+            self._load_chunk(record, _outcomes(record, 0))
             return True
 
     def _poll(self):
         """(True, result) if one is ready now, else (False, None); never
         waits (async for takes what is ready after each wait)."""
-        if self._position >= self._size:
-            if self._ended:
-                raise StopIteration
+        if not self._has_items():
+            if not self._loading.acquire(blocking=False):
+                return False, None  # another thread is waiting for the next chunk
             try:
-                if self._unordered:
-                    if not self._next_finished(wait=False):
-                        return False, None
-                else:
-                    record = self._head(wait=False)
-                    if record is None or (record.future is not None and not record.future.done()):
-                        return False, None
-                    self._head_record = None
-                    self._load(record, _outcomes(record, 0))
-            except BaseException:
-                self.close()
-                raise
-        return True, self.__next__()
+                if not self._has_items():
+                    if self._ended:
+                        raise StopIteration
+                    self._give_back_used_chunk()
+                    try:
+                        if self._unordered:
+                            if not self._next_finished(wait=False):
+                                return False, None
+                        else:
+                            record = self._head(wait=False)
+                            if record is None or (record.future is not None and
+                                                  not record.future.done()):
+                                return False, None
+                            self._head_record = None
+                            self._load_chunk(record, _outcomes(record, 0))
+                    except BaseException:
+                        self.close()
+                        raise
+            finally:
+                self._loading.release()
+        return True, next(self)
 
     def stats(self):
         engine = self._chunks.stats()
-        return {"items_in": self._flow.acquired, "items_out": self._yielded + self._position, "busy": None,
+        return {"items_in": self._flow.acquired, "items_out": self._items_out, "busy": None,
                 "waiting_for_input": engine["waiting_for_input"], "blocked_on_output": None,
                 "chunk_size": self._flow.chunk_size()}
 
@@ -404,13 +394,13 @@ class ForeignMap:
             if self._ended:
                 return
             self._ended = True
-            self._size = 0  # nothing more is yielded
+        self._stop()  # nothing more is handed out
         self._flow.close()
         self._chunks.close()
         self._submitter.shutdown(wait=True)
         self._flow.cancel_in_flight()
         for call in self._on_finish_calls:
-            call(self._yielded + self._position)
+            call(self._items_out)
 
     def __del__(self):
         if not getattr(self, "_ended", True):

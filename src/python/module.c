@@ -19,6 +19,7 @@
 
 #include "state.h"
 #include "broadcast.h"
+#include "chunk_cursor.h"
 #include "map_object.h"
 #include "pool_object.h"
 #include "process_serve.h"
@@ -129,7 +130,7 @@ static PyMethodDef module_methods[] = {
 
 /* Every PyObject field of the state, for traverse and clear. */
 #define STATE_OBJECTS(X)                                                                  \
-    X(pool_type) X(map_iter_type) X(broadcast_type) X(broadcast_reader_type) X(future_type) X(cancelled_error) X(timeout_error)      \
+    X(pool_type) X(map_iter_type) X(broadcast_type) X(broadcast_reader_type) X(chunk_cursor_type) X(future_type) X(cancelled_error) X(timeout_error)      \
     X(broken_thread_pool) X(logger) X(thread_enter)                \
     X(thread_leave) X(str_set_running) X(str_set_result) X(str_set_exception)             \
     X(str_cancel) X(str_watch) X(str_condition) X(str_state) X(str_result) X(str_exception)            \
@@ -181,7 +182,8 @@ static int module_exec(PyObject *module)
     if (add_type(module, &st->pool_type, &sfpy_pool_spec) < 0 ||
         add_type(module, &st->map_iter_type, &sfpy_map_iter_spec) < 0 ||
         add_type(module, &st->broadcast_type, &sfpy_broadcast_spec) < 0 ||
-        add_type(module, &st->broadcast_reader_type, &sfpy_broadcast_reader_spec) < 0)
+        add_type(module, &st->broadcast_reader_type, &sfpy_broadcast_reader_spec) < 0 ||
+        add_type(module, &st->chunk_cursor_type, &sfpy_chunk_cursor_spec) < 0)
         return -1;
     if (keep(&st->future_type, import_attr("streamfutures._future", "EngineFuture")) < 0 ||
         keep(&st->cancelled_error, import_attr("concurrent.futures", "CancelledError")) < 0 ||

@@ -17,6 +17,7 @@ typedef struct sfpy_state {
     PyTypeObject *map_iter_type; /* _engine.MapIterator */
     PyTypeObject *broadcast_type;        /* _engine.Broadcast */
     PyTypeObject *broadcast_reader_type; /* _engine.BroadcastReader */
+    PyTypeObject *chunk_cursor_type;     /* _engine.ChunkCursor */
     PyObject *future_type;       /* streamfutures._future.EngineFuture */
     PyObject *cancelled_error;   /* concurrent.futures.CancelledError */
     PyObject *timeout_error;     /* concurrent.futures.TimeoutError */

@@ -193,6 +193,44 @@ def test_a_chunk_lost_whole_fails_each_of_its_items_with_that_error():
     assert all(isinstance(e, cf.process.BrokenProcessPool) for e in got[8:])
 
 
+def test_one_map_read_by_several_threads_hands_out_each_item_once():
+    # the chunk held is handed out in C (ChunkCursor) under the iterator's
+    # lock; loading the next chunk is serialized in _next_chunk
+    n, readers = 20_000, 4
+    with cf.ThreadPoolExecutor(2) as ex:
+        for unordered in (False, True):
+            results = sf.map(raise_at_five_hundred, range(n), executor=ex, unordered=unordered)
+            got = [[] for _ in range(readers)]
+            errors = []
+
+            def read(mine):
+                while True:
+                    try:
+                        mine.append(next(results))
+                    except StopIteration:
+                        return
+                    except ValueError as error:
+                        errors.append(str(error))
+
+            threads = [threading.Thread(target=read, args=(mine,)) for mine in got]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            everything = sorted(itertools.chain.from_iterable(got))
+            assert everything == [i * i for i in range(n) if i % 500 != 499]
+            assert sorted(errors) == sorted("bad item %d" % i for i in range(499, n, 500))
+            if not unordered:  # each reader's share is in input order
+                assert all(mine == sorted(mine) for mine in got)
+            assert results.stats()["items_out"] == n
+
+
+def raise_at_five_hundred(x):
+    if x % 500 == 499:
+        raise ValueError("bad item %d" % x)
+    return x * x
+
+
 def test_the_deadline_covers_the_whole_map():
     with cf.ThreadPoolExecutor(1) as ex:
         results = sf.map(sleep_100ms, range(20), executor=ex, timeout=0.35, chunksize=1)
