@@ -38,8 +38,8 @@ from concurrent.futures.process import _RemoteTraceback
 
 from . import _aio, _progress
 from ._chunk_policy import ChunkSizer
-from ._engine import ChunkCursor
 from ._chunk_runner import run_chunk
+from ._engine import ChunkCursor
 from ._validate import DEFAULT
 from .thread import ThreadPoolExecutor
 
@@ -278,21 +278,30 @@ class ForeignMap(ChunkCursor):
         """Called by ChunkCursor's next() once the chunk held is used up:
         load the next one, or raise (StopIteration at the end)."""
         with self._loading:
-            if self._has_items():  # another thread loaded one meanwhile
-                return
-            if self._ended:
-                raise StopIteration
-            self._give_back_used_chunk()
-            try:
-                if self._unordered:
-                    self._next_finished(wait=True)
-                else:
-                    record = self._head(wait=True)
-                    self._head_record = None
-                    self._load_chunk(record, _outcomes(record, self._left()))
-            except BaseException:  # the end, the input's error (after every
-                self.close()       # earlier result) or the deadline
-                raise
+            if not self._has_items():  # else another thread loaded one meanwhile
+                self._load_next(wait=True)
+
+    def _load_next(self, wait):
+        """With _loading held and the chunk held used up: give its room
+        back and load the next chunk; False when none is ready (only when
+        not waiting).  The end, the input's error (after every earlier
+        result) or the deadline closes the map and is raised."""
+        if self._ended:
+            raise StopIteration
+        self._give_back_used_chunk()
+        try:
+            if self._unordered:
+                return self._next_finished(wait)
+            record = self._head(wait)
+            if record is None or (not wait and record.future is not None and
+                                  not record.future.done()):
+                return False
+            self._head_record = None
+            self._load_chunk(record, _outcomes(record, self._left() if wait else 0))
+            return True
+        except BaseException:
+            self.close()
+            raise
 
     def _left(self):
         if self._deadline is None:
@@ -357,24 +366,8 @@ class ForeignMap(ChunkCursor):
             if not self._loading.acquire(blocking=False):
                 return False, None  # another thread is waiting for the next chunk
             try:
-                if not self._has_items():
-                    if self._ended:
-                        raise StopIteration
-                    self._give_back_used_chunk()
-                    try:
-                        if self._unordered:
-                            if not self._next_finished(wait=False):
-                                return False, None
-                        else:
-                            record = self._head(wait=False)
-                            if record is None or (record.future is not None and
-                                                  not record.future.done()):
-                                return False, None
-                            self._head_record = None
-                            self._load_chunk(record, _outcomes(record, 0))
-                    except BaseException:
-                        self.close()
-                        raise
+                if not self._has_items() and not self._load_next(wait=False):
+                    return False, None
             finally:
                 self._loading.release()
         return True, next(self)

@@ -30,43 +30,45 @@ typedef struct SfChunkCursorObject {
     Py_ssize_t before;   /* items handed out from the chunks before this one */
 } SfChunkCursorObject;
 
-/* The exception of the item at `at` (a new reference), or NULL: it did not
- * fail, or looking it up failed (an exception is then set). */
-static PyObject *failure_at(SfChunkCursorObject *c, Py_ssize_t at)
+/* Whether the item at `at` failed: 1 with its exception in *error (a new
+ * reference), 0 if it did not, -1 if looking it up failed (an exception is
+ * set). */
+static int failure_at(SfChunkCursorObject *c, Py_ssize_t at, PyObject **error)
 {
+    *error = NULL;
     if (!c->errors)
-        return NULL;
-    if (!PyDict_Check(c->errors))
-        return Py_NewRef(c->errors); /* lost whole: every item has its error */
+        return 0;
+    if (!PyDict_Check(c->errors)) {
+        *error = Py_NewRef(c->errors); /* lost whole: every item has its error */
+        return 1;
+    }
     PyObject *key = PyLong_FromSsize_t(at);
     if (!key)
-        return NULL;
+        return -1;
     /* the dict is the cursor's own and never changes once loaded */
-    PyObject *error = PyDict_GetItemWithError(c->errors, key);
+    *error = Py_XNewRef(PyDict_GetItemWithError(c->errors, key));
     Py_DECREF(key);
-    return Py_XNewRef(error);
+    return *error ? 1 : PyErr_Occurred() ? -1 : 0;
 }
 
 static PyObject *cursor_next(SfChunkCursorObject *c)
 {
     for (;;) {
         PyObject *value = NULL, *error = NULL;
-        int in_chunk = 0;
+        int in_chunk = 0, failed = 0;
         Py_BEGIN_CRITICAL_SECTION(c);
         if (c->position < c->size) {
             Py_ssize_t at = c->position++;
             in_chunk = 1;
-            error = failure_at(c, at);
-            if (!error && !PyErr_Occurred())
+            failed = failure_at(c, at, &error);
+            if (!failed)
                 value = Py_NewRef(PyList_GET_ITEM(c->values, at));
         }
         Py_END_CRITICAL_SECTION();
         if (in_chunk) {
-            if (error) {
+            if (failed > 0)
                 sfpy_raise_exception(error); /* at its own position; the next call goes on */
-                return NULL;
-            }
-            return value;
+            return value; /* NULL when it failed */
         }
         PyObject *loaded = PyObject_CallMethod((PyObject *)c, "_next_chunk", NULL);
         if (!loaded) {
