@@ -149,5 +149,9 @@ def main():
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--seed002":
         seed002_child(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--trivial-threads":
+        # the trivial-task figure alone, at another thread count (16 cores)
+        THREADS = int(sys.argv[2])
+        trivial()
     else:
         main()

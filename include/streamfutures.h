@@ -251,6 +251,17 @@ enum sf_outcome {
  * Only one thread may consume a map at a time. */
 SF_API int sf_map_next(sf_map *map, void **value, int64_t deadline_ns);
 
+/* sf_map_next, and when it takes a result or an item's error, also up to
+ * max_more of the finished results and errors right behind it, in the
+ * same lock round trip, for a consumer that keeps a few itself: a run of
+ * ready results then costs one trip into the map, not one each.  *n_more
+ * says how many (more[k], with more_failed[k] set for an error, in the
+ * order sf_map_next would give them); only results whose measured size
+ * (ops.result_bytes) adds up to 64 KiB are taken ahead, and each one taken
+ * leaves the window, as any taken result does. */
+SF_API int sf_map_next_many(sf_map *map, void **value, int64_t deadline_ns, void **more,
+                            unsigned char *more_failed, int max_more, int *n_more);
+
 /* Early exit: cancel every item not yet started, stop acquiring input,
  * discard held results, and drop the consumer reference.  Running items
  * finish in the background and their results are discarded. */

@@ -10,13 +10,19 @@
  * Pulled items queue in `ready` (FIFO, input order); work jobs on the worker
  * lane claim them in batches sized from the measured item cost (claiming is
  * what batching saves; options may fix the size or move the target), run
- * them with no lock held, and publish each result the moment it exists: a
- * batch never holds a result back, and items of a batch not yet started
- * are still cancellable.  The consumer takes results
+ * them with no lock held, and hand each result to the consumer the moment
+ * it exists: published under the lock one by one, or, in an ordered map
+ * with a bounded window, shown with no lock (the slot's state, stored after
+ * its value) and published, i.e. counted and freed, with the rest of its
+ * batch, so trivial items do not take the lock every worker shares once
+ * each.  Items of a batch not yet started are still cancellable.  The
+ * consumer takes results (shown or published)
  * in input order (slot of seq = seq_slot[seq % W], valid because in ordered
  * mode the acquired seqs are exactly [taken, pulled)) or in completion order
- * (`done` FIFO).  Taking a result frees its slot, which re-posts the input
- * stage if it had stopped on a full window.  All slot arrays are allocated
+ * (`done` FIFO), one at a time or, with sf_map_next_many, a result and the
+ * small finished ones right behind it in one trip.  Taking a result frees
+ * its slot, which re-posts the input stage if it had stopped on a full
+ * window.  All slot arrays are allocated
  * once (for an adaptive window, at its largest); only buffersize=None
  * (unbounded) grows them, doubling.  How many slots may be held now is the
  * window's policy (window.c): a fixed size, or one that follows the
@@ -65,6 +71,7 @@
 #define BATCH_EXTENSIONS 4        /* a work_batch batch may grow to this many claims */
 #define ROUNDS_PER_JOB 16         /* batches before a work job yields its worker */
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
+#define MAX_PUBLISH_GROUP 128     /* finished items counted in one lock round trip */
 #define UNBOUNDED_START 64
 #define PULL_BURST 64             /* items pulled per lock round trip, inputs that never block */
 #define SPILL_SLACK (PULL_BURST + 2) /* values a map owns beyond its slots: a burst, an input error */
@@ -73,6 +80,14 @@ enum slot_state {
     SLOT_FREE,
     SLOT_READY,
     SLOT_RUNNING,
+    /* a grouped item (work_each): its result is shown to the consumer the
+     * moment it exists, with no lock (SHOWN_OK/ERROR, stored after the
+     * value), and published (counted, DONE_*) with its
+     * group; a consumer that takes it first leaves SHOWN_TAKEN, and the
+     * group's publish frees the slot */
+    SLOT_SHOWN_TAKEN,
+    SLOT_SHOWN_OK,
+    SLOT_SHOWN_ERROR,
     SLOT_DONE_OK,
     SLOT_DONE_ERROR,
     SLOT_CANCELLED,
@@ -91,7 +106,7 @@ enum input_state {
 typedef struct slot {
     void *value;
     size_t bytes; /* a finished result's cost, counted in the window (ops.result_bytes) */
-    unsigned char state;
+    _Atomic unsigned char state; /* under mu, but for a grouped item's SHOWN_* store */
 } slot;
 
 typedef struct slot_fifo {
@@ -144,6 +159,8 @@ struct sf_map {
 
     int consumer, drain, finished;
     int cancelled; /* items not started must not start any more */
+    _Atomic int stop_starting; /* = cancelled, read by work_each between items without mu */
+    _Atomic long awaited_slot; /* the slot a sleeping ordered consumer waits for; -1: any */
     unsigned jobs_posted, max_jobs;
     unsigned jobs_working; /* posted jobs between claiming a batch and its end */
     work_job *jobs, *free_jobs;
@@ -326,17 +343,28 @@ static int grow(sf_map *m)
     return 0;
 }
 
-static int batch_size(const sf_map *m)
+/* A full batch: about batch_ns of work, at most max_batch items. */
+static int full_batch(const sf_map *m)
 {
     if (m->fixed_batch)
         return m->fixed_batch;
     double n = m->item_ns > 0 ? m->batch_ns / m->item_ns : 1;
-    size_t share = (m->ready.len + m->max_jobs - 1) / m->max_jobs;
     if (n > m->max_batch)
         n = m->max_batch;
-    if (n > (double)share)
-        n = (double)share;
     return n < 1 ? 1 : (int)n;
+}
+
+/* What a worker claims: a full batch, or a fair share of what is ready
+ * when that is less and what is ready is more than a batch of work (the
+ * last items of a map are spread over workers; a few trivial ones are
+ * not: splitting them would cost more lock trips than it saves time). */
+static int batch_size(const sf_map *m)
+{
+    int n = full_batch(m);
+    size_t share = (m->ready.len + m->max_jobs - 1) / m->max_jobs;
+    if (!m->fixed_batch && (size_t)n > share && (double)m->ready.len * m->item_ns > m->batch_ns)
+        n = share < 1 ? 1 : (int)share;
+    return n;
 }
 
 /* Ready items that no work job will claim: the pool refused the work. */
@@ -372,7 +400,10 @@ static void maybe_post_work(sf_map *m, trash *t)
     m->held_back = m->ready.len && startable(m) == 0;
     if (m->held_back)
         return; /* the held results fill the budget: a take re-posts */
-    size_t want = (m->ready.len + (size_t)batch_size(m) - 1) / (size_t)batch_size(m);
+    /* a worker is woken for a full batch of work, not for a fair share
+     * of a few trivial items: its wake-up would cost more than they do,
+     * and the workers already running claim them as they go */
+    size_t want = (m->ready.len + (size_t)full_batch(m) - 1) / (size_t)full_batch(m);
     while (m->jobs_posted - m->jobs_working < want && m->free_jobs)
         if (post_one_work_job(m, t) != 0)
             return;
@@ -546,12 +577,22 @@ static long takeable(sf_map *m);
 /* ---- work stage ------------------------------------------------------ */
 
 /* map->mu held: hand finished items [from, to) of a batch to the consumer
- * (or discard them when nobody consumes). */
-static void publish(sf_map *m, const uint32_t *idx, void *const *values, const int *failed,
+ * (or discard them when nobody consumes).  Returns whether it freed a slot
+ * whose result the consumer had taken already (shown): that may be what
+ * ends the map, or what makes room in its window. */
+static int publish(sf_map *m, const uint32_t *idx, void *const *values, const int *failed,
                     const size_t *bytes, int from, int to, trash *t)
 {
+    int freed = 0;
     for (int i = from; i < to; i++) {
         m->in_work--;
+        if (m->slots[idx[i]].state == SLOT_SHOWN_TAKEN) {
+            /* the consumer has it already: count it, then free its slot */
+            sf__window_result_held(&m->win, bytes[i]);
+            release_slot(m, idx[i]);
+            freed = 1;
+            continue;
+        }
         if (m->drain) {
             trash_add(m, t, values[i]);
             release_slot(m, idx[i]);
@@ -566,8 +607,11 @@ static void publish(sf_map *m, const uint32_t *idx, void *const *values, const i
         if (m->unordered)
             fifo_push(m, &m->done, idx[i]);
     }
-    if (m->drain)
+    if (m->drain || freed)
         maybe_post_feed(m, SF__BY_ENGINE);
+    if (freed && m->held_back)
+        maybe_post_work(m, t);
+    return freed;
 }
 
 struct sf_batch {
@@ -581,6 +625,8 @@ struct sf_batch {
     int64_t started; /* when the batch op was called */
     int finished;    /* items marked done so far */
     int wake_owed;   /* published quietly; sf_batch_wake not yet called */
+    int publish_group; /* work_each publishes this many finished items at once, showing
+                        * each to the consumer as it finishes (SLOT_SHOWN_*) */
 };
 
 int sf_batch_size(const sf_batch *batch) { return batch->n; }
@@ -627,7 +673,7 @@ static int publish_many(sf_batch *b, const int *indices, const int *failed, int 
 {
     sf_map *m = b->map;
     trash t = {0};
-    int cancelled;
+    int cancelled, freed = 0;
     for (int k = 0; k < n; k++) {
         int i = indices[k];
         if (i < 0 || i >= b->n || b->done[i])
@@ -638,11 +684,11 @@ static int publish_many(sf_batch *b, const int *indices, const int *failed, int 
     b->finished += n;
     sf__lock(&m->mu);
     for (int k = 0; k < n; k++)
-        publish(m, b->idx, b->values, b->failed, b->bytes, indices[k], indices[k] + 1, &t);
+        freed |= publish(m, b->idx, b->values, b->failed, b->bytes, indices[k], indices[k] + 1, &t);
     cancelled = m->cancelled;
     /* read under the lock: a consumer announces itself before it unlocks;
      * in input order it only cares once the result it waits for is here */
-    *wake = atomic_load(&m->changed.waiters) != 0 && (m->drain || takeable(m) >= 0);
+    *wake = atomic_load(&m->changed.waiters) != 0 && (m->drain || freed || takeable(m) >= 0);
     sf__unlock(&m->mu);
     trash_empty(m, &t);
     return cancelled;
@@ -673,18 +719,60 @@ void sf_batch_wake(sf_batch *b)
 
 int sf_batch_done(sf_batch *b, int i, int failed) { return sf_batch_done_many(b, &i, &failed, 1); }
 
+/* Without mu: hand a grouped item's result to the consumer now; its group
+ * publishes it later.  Nothing else writes the slot until then (the
+ * consumer only reads it, and marks it taken, under mu). */
+static void show(sf_map *m, uint32_t idx, void *value, size_t bytes, int failed)
+{
+    slot *s = &m->slots[idx];
+    s->value = value;
+    s->bytes = bytes;
+    /* seq_cst: a consumer asleep for this slot wakes (sync.c's protocol:
+     * the store comes before the load of waiters; the consumer announces
+     * itself before it looks again) */
+    atomic_store(&s->state, failed ? SLOT_SHOWN_ERROR : SLOT_SHOWN_OK);
+    if (atomic_load(&m->changed.waiters)) {
+        long awaited = atomic_load(&m->awaited_slot);
+        if (awaited < 0 || awaited == (long)idx)
+            sf__event_signal_all(&m->changed);
+    }
+}
+
 /* ops.work as a batch: one item after the other, each published as soon as
- * it ran; once the map is cancelled the rest never start. */
+ * it ran; in an ordered, bounded map each is shown to the consumer as it
+ * finishes and published with the rest of its batch (publishing takes the
+ * map's lock, which every worker and the consumer share: one trip per
+ * trivial item is what they would contend on).  Once the map is cancelled
+ * the rest never start. */
 static void work_each(void *ctx, sf_batch *batch)
 {
     sf_map *m = batch->map;
+    int finished[MAX_PUBLISH_GROUP], failed[MAX_PUBLISH_GROUP], pending = 0;
     for (int i = 0; i < batch->n; i++) {
-        int failed = m->ops.work(ctx, &batch->values[i]);
-        if (m->ops.result_bytes && !failed)
+        failed[pending] = m->ops.work(ctx, &batch->values[i]);
+        if (m->ops.result_bytes && !failed[pending])
             batch->bytes[i] = m->ops.result_bytes(ctx, batch->values[i]);
-        if (sf_batch_done(batch, i, failed))
+        finished[pending++] = i;
+        if (batch->publish_group > 1)
+            show(m, batch->idx[i], batch->values[i], batch->bytes[i], failed[pending - 1]);
+        /* a cancel publishes what is finished at once, and starts no more */
+        if (pending < batch->publish_group && i + 1 < batch->n &&
+            !atomic_load_explicit(&m->stop_starting, memory_order_relaxed))
+            continue;
+        if (sf_batch_done_many(batch, finished, failed, pending))
             break;
+        pending = 0;
     }
+}
+
+/* map->mu held: how many finished items work_each publishes at once.  Only
+ * an ordered map with a bounded window groups: the consumer finds a shown
+ * result by its sequence number, and the slots never move.  What a group
+ * holds back is only the bookkeeping (the slots freed, the results
+ * counted in the window), never a result. */
+static int publish_group(const sf_map *m)
+{
+    return m->unordered || !m->bounded || m->drain ? 1 : MAX_PUBLISH_GROUP;
 }
 
 /* map->mu held on entry and exit: run a claimed batch; items it did not
@@ -695,7 +783,8 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     uint32_t *idx = wj->idx;
     void **values = wj->values;
     unsigned char *done = wj->done;
-    sf_batch batch = {m, idx, values, wj->failed, wj->bytes, done, n, m->batch_cap, 0, 0, 0};
+    sf_batch batch = {m, idx, values, wj->failed, wj->bytes, done, n, m->batch_cap, 0, 0, 0,
+                      publish_group(m)};
     memset(done, 0, (size_t)n);
     memset(wj->bytes, 0, (size_t)n * sizeof *wj->bytes); /* extensions zero their own */
     sf__unlock(&m->mu);
@@ -939,6 +1028,7 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     sf__mutex_init(&m->mu);
     sf__event_init(&m->changed);
     atomic_init(&m->refs, 1);
+    atomic_init(&m->awaited_slot, -1);
     m->listener.prev = m->listener.next = &m->listener;
     m->listener.ops = &shutdown_listener_ops;
 
@@ -972,32 +1062,84 @@ static long takeable(sf_map *m)
     if (m->taken == m->pulled)
         return -1;
     uint32_t idx = m->seq_slot[m->taken % m->cap];
-    return m->slots[idx].state >= SLOT_DONE_OK ? (long)idx : -1;
+    return m->slots[idx].state >= SLOT_SHOWN_OK ? (long)idx : -1;
+}
+
+/* map->mu held: take the finished slot idx for the consumer. */
+static int take_slot(sf_map *m, long idx, void **value)
+{
+    static const int outcome[] = {[SLOT_SHOWN_OK] = SF_RESULT, [SLOT_SHOWN_ERROR] = SF_ERROR,
+                                  [SLOT_DONE_OK] = SF_RESULT, [SLOT_DONE_ERROR] = SF_ERROR,
+                                  [SLOT_CANCELLED] = SF_CANCELLED, [SLOT_BROKEN] = SF_BROKEN};
+    unsigned char state = m->slots[idx].state;
+    int rc = outcome[state];
+    *value = m->slots[idx].value;
+    if (state == SLOT_SHOWN_OK || state == SLOT_SHOWN_ERROR) {
+        /* its worker has yet to publish it: that frees the slot */
+        m->slots[idx].value = NULL;
+        m->slots[idx].state = SLOT_SHOWN_TAKEN;
+        m->taken++;
+        return rc;
+    }
+    if (m->unordered)
+        fifo_pop(m, &m->done);
+    m->taken++;
+    release_slot(m, (uint32_t)idx);
+    if (rc == SF_BROKEN)
+        m->finished = 1;
+    return rc;
+}
+
+/* map->mu held, after a result or an item's error was taken: take the
+ * results and errors right behind it that are finished already, as long
+ * as they are small (a consumer keeps these itself; only what fits in
+ * TAKE_AHEAD_BYTES leaves the window early).  Stops at anything else. */
+#define TAKE_AHEAD_BYTES (64 * 1024)
+static int take_ahead(sf_map *m, void **values, unsigned char *failed, int max)
+{
+    size_t bytes = 0;
+    int n = 0;
+    while (n < max) {
+        long idx = takeable(m);
+        if (idx < 0)
+            break;
+        const slot *s = &m->slots[idx];
+        unsigned char state = s->state;
+        if (state != SLOT_DONE_OK && state != SLOT_DONE_ERROR && state != SLOT_SHOWN_OK &&
+            state != SLOT_SHOWN_ERROR)
+            break;
+        bytes += s->bytes;
+        if (bytes > TAKE_AHEAD_BYTES)
+            break;
+        failed[n] = state == SLOT_DONE_ERROR || state == SLOT_SHOWN_ERROR;
+        take_slot(m, idx, &values[n]);
+        n++;
+    }
+    return n;
 }
 
 int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
 {
+    return sf_map_next_many(m, value, deadline_ns, NULL, NULL, 0, NULL);
+}
+
+int sf_map_next_many(sf_map *m, void **value, int64_t deadline_ns, void **more,
+                     unsigned char *more_failed, int max_more, int *n_more)
+{
     int rc, woke = 0; /* woke: -ETIMEDOUT / -EINTR from the last sleep */
     trash t = {0};
     *value = NULL;
+    if (n_more)
+        *n_more = 0;
     if (sf__pool_forked(m->pool))
         return -ECHILD; /* inherited through fork: its threads are the parent's */
     sf__lock(&m->mu);
     for (;;) {
         long idx = m->finished ? -1 : takeable(m);
         if (idx >= 0) {
-            slot *s = &m->slots[idx];
-            static const int outcome[] = {
-                [SLOT_DONE_OK] = SF_RESULT, [SLOT_DONE_ERROR] = SF_ERROR,
-                [SLOT_CANCELLED] = SF_CANCELLED, [SLOT_BROKEN] = SF_BROKEN};
-            rc = outcome[s->state];
-            *value = s->value;
-            if (m->unordered)
-                fifo_pop(m, &m->done);
-            m->taken++;
-            release_slot(m, (uint32_t)idx);
-            if (rc == SF_BROKEN)
-                m->finished = 1;
+            rc = take_slot(m, idx, value);
+            if (max_more > 0 && (rc == SF_RESULT || rc == SF_ERROR))
+                *n_more = take_ahead(m, more, more_failed, max_more);
             maybe_post_feed(m, SF__BY_CONSUMER);
             if (m->held_back)
                 maybe_post_work(m, &t);
@@ -1025,7 +1167,15 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
             rc = deadline_ns == 0 ? -EAGAIN : woke;
             break;
         }
+        long awaited = -1;
+        if (!m->unordered && m->taken < m->pulled)
+            awaited = (long)m->seq_slot[m->taken % m->cap];
+        atomic_store(&m->awaited_slot, awaited);
         uint32_t key = sf__event_prepare(&m->changed);
+        if (takeable(m) >= 0) { /* shown with no lock since the look above */
+            sf__event_cancel(&m->changed);
+            continue;
+        }
         sf__unlock(&m->mu);
         woke = sf__event_wait(&m->changed, key, deadline_ns);
         sf__lock(&m->mu);
@@ -1041,7 +1191,7 @@ static void drop_finished(sf_map *m, trash *t)
     size_t i;
     for (i = 0; i < m->cap; i++) {
         slot *s = &m->slots[i];
-        if (s->state >= SLOT_DONE_OK) {
+        if (s->state >= SLOT_DONE_OK) { /* a shown one: its worker's publish discards it */
             trash_add(m, t, s->value);
             release_slot(m, (uint32_t)i);
         }
@@ -1061,6 +1211,7 @@ void sf_map_cancel(sf_map *m)
     m->drain = 1;
     m->finished = 1;
     m->cancelled = 1;
+    atomic_store(&m->stop_starting, 1);
     if (m->input_state == INPUT_OPEN)
         m->input_state = INPUT_STOPPED;
     while (m->ready.len) {
@@ -1122,6 +1273,7 @@ static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int
         m->input_state = INPUT_SHUT;
     if (cancel_pending || (cancel_input && m->consumer)) {
         m->cancelled = 1;
+        atomic_store(&m->stop_starting, 1);
         while (m->ready.len) {
             uint32_t idx = fifo_pop(m, &m->ready);
             give_up_item(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t);

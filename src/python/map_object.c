@@ -8,7 +8,12 @@
  * ready result costs no GIL hand-off); only when nothing is ready does it
  * release the GIL and sleep, in slices so that signal handlers run (Ctrl-C
  * raises KeyboardInterrupt promptly).  The iterator's fields are guarded
- * by its critical section (the GIL where there is one); a thread inside
+ * by its critical section (the GIL where there is one).  With the adaptive
+ * window, a poll that finds a result ready also takes the small finished
+ * ones right behind it (sf_map_next_many, at most SFPY_TAKE_AHEAD, 64 KiB):
+ * they are handed out from `ahead` before the map is asked again, count as
+ * taken in stats() only once handed out, and are dropped by an early end.
+ * A thread inside
  * sf_map_next is counted in `inside`, and the map is closed only when
  * nobody is, so it is never freed under a thread using it.
  * The iterator owns the consumer reference: close() or collecting a started
@@ -48,6 +53,14 @@ typedef struct SfMapIterObject {
     int started;
     int stop_when_dropped; /* dropped before it started: abandon, not detach */
     int inside;       /* threads inside sf_map_next on `map` */
+    /* results taken ahead (sf_map_next_many), handed out before the map is
+     * asked again; only with the adaptive window, whose bound is in bytes
+     * (an explicit buffersize stays exact) */
+    int take_ahead;   /* the most to take ahead: SFPY_TAKE_AHEAD or 0 */
+    int ahead_next, ahead_len;
+    uint64_t ahead_dropped; /* taken ahead, then discarded by an early end */
+    PyObject *ahead[SFPY_TAKE_AHEAD];
+    unsigned char ahead_failed[SFPY_TAKE_AHEAD];
     sf_map_stats last_stats; /* kept when the map is let go, for stats() after the end */
     PyObject *on_finish; /* called once when the map ends or is let go (a progress bar) */
     PyObject *weakreflist;
@@ -171,6 +184,8 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->map = NULL;
     it->weakreflist = NULL;
     it->on_finish = NULL;
+    it->ahead_next = it->ahead_len = 0;
+    it->ahead_dropped = 0;
     it->pool = Py_NewRef(owner);
     sfpy_map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
     if (!ctx) {
@@ -183,6 +198,7 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->started = 0;
     it->stop_when_dropped = rq->stop_when_dropped;
     it->inside = 0;
+    it->take_ahead = rq->window > 0 && rq->window_max > rq->window ? SFPY_TAKE_AHEAD : 0;
     memset(&it->last_stats, 0, sizeof it->last_stats);
     ctx->fn = Py_NewRef(rq->fn);
     ctx->iterator = Py_NewRef(rq->iterator);
@@ -226,6 +242,27 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     return (PyObject *)it;
 }
 
+/* Results taken ahead and not handed out: discarded when the iteration
+ * ends early, and counted so stats() leaves them out.  Emptied before any
+ * is released (a finalizer may come back here). */
+static void drop_taken_ahead(SfMapIterObject *it)
+{
+    int first = it->ahead_next, last = it->ahead_len;
+    PyObject *dropped[SFPY_TAKE_AHEAD];
+    memcpy(dropped, it->ahead, sizeof dropped);
+    it->ahead_next = it->ahead_len = 0;
+    it->ahead_dropped += (uint64_t)(last - first);
+    for (int k = first; k < last; k++)
+        Py_DECREF(dropped[k]);
+}
+
+/* The map's stats, counting as taken only the results handed out. */
+static void read_stats(SfMapIterObject *it, sf_map *map, sf_map_stats *st)
+{
+    sf_map_get_stats(map, st);
+    st->taken -= (uint64_t)(it->ahead_len - it->ahead_next) + it->ahead_dropped;
+}
+
 /* End the iteration.  Another thread may be inside sf_map_next on this
  * map (asleep there with the GIL released, its critical section
  * suspended): then only cancel, which makes it return SF_END, and let the
@@ -237,11 +274,13 @@ static void finish(SfMapIterObject *it)
         return;
     if (it->inside) {
         sf_map_cancel(map);
+        drop_taken_ahead(it);
         return;
     }
-    sf_map_get_stats(map, &it->last_stats);
+    read_stats(it, map, &it->last_stats);
     it->map = NULL;
     sf_map_close(map);
+    drop_taken_ahead(it);
     run_on_finish(it);
 }
 
@@ -264,7 +303,11 @@ static int next_counted(SfMapIterObject *it, sf_map *map, void **value, int64_t 
     int rc;
     it->inside++;
     if (deadline == 0) {
-        rc = sf_map_next(map, value, 0);
+        /* no wait, so the critical section is held throughout: the results
+         * taken ahead follow this one directly */
+        rc = sf_map_next_many(map, value, 0, (void **)it->ahead, it->ahead_failed,
+                              it->take_ahead, &it->ahead_len);
+        it->ahead_next = 0;
     } else {
         Py_BEGIN_ALLOW_THREADS
         rc = sf_map_next(map, value, deadline);
@@ -282,6 +325,11 @@ static int take_locked(SfMapIterObject *it, PyObject **out, int wait)
 {
     void *value;
     int rc;
+    if (it->ahead_next < it->ahead_len) {
+        int k = it->ahead_next++;
+        *out = it->ahead[k];
+        return it->ahead_failed[k];
+    }
     if (!it->map)
         return -1;
     it->started = 1;
@@ -410,7 +458,7 @@ static PyObject *mapiter_stats(SfMapIterObject *it, PyObject *unused)
     Py_BEGIN_CRITICAL_SECTION(it);
     st = it->last_stats;
     if (it->map)
-        sf_map_get_stats(it->map, &st);
+        read_stats(it, it->map, &st);
     Py_END_CRITICAL_SECTION();
     return Py_BuildValue("{sKsKsdsdsd}", "items_in", (unsigned long long)st.pulled, "items_out",
                          (unsigned long long)st.taken, "busy", st.busy_ns / 1e9,
@@ -439,7 +487,7 @@ static void mapiter_dealloc(SfMapIterObject *it)
         PyObject_ClearWeakRefs((PyObject *)it);
     if (it->map) {
         sf_map *map = it->map;
-        sf_map_get_stats(map, &it->last_stats);
+        read_stats(it, map, &it->last_stats);
         it->map = NULL;
         if (it->started)
             sf_map_close(map);   /* early exit: cancel what has not started */
@@ -448,6 +496,7 @@ static void mapiter_dealloc(SfMapIterObject *it)
         else
             sf_map_detach(map);  /* fire-and-forget: run everything */
     }
+    drop_taken_ahead(it);
     run_on_finish(it);
     Py_CLEAR(it->pool);
     PyObject_GC_Del(it);

@@ -18,6 +18,12 @@ typedef struct sfpy_map_request {
     Py_ssize_t result_budget; /* bytes of finished results it holds, adapting */
 } sfpy_map_request;
 
+/* A consumer that finds results ready takes up to this many more with
+ * each one (sf_map_next_many): the map's lock, which the workers publish
+ * under, is then taken once per run of ready results, not per result.
+ * _engine.MAP_TAKE_AHEAD. */
+#define SFPY_TAKE_AHEAD 32
+
 extern PyType_Spec sfpy_map_iter_spec;
 
 /* A new iterator over pool (owner: the Pool object, kept alive by it). */

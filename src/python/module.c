@@ -183,7 +183,8 @@ static int module_exec(PyObject *module)
         add_type(module, &st->map_iter_type, &sfpy_map_iter_spec) < 0 ||
         add_type(module, &st->broadcast_type, &sfpy_broadcast_spec) < 0 ||
         add_type(module, &st->broadcast_reader_type, &sfpy_broadcast_reader_spec) < 0 ||
-        add_type(module, &st->chunk_cursor_type, &sfpy_chunk_cursor_spec) < 0)
+        add_type(module, &st->chunk_cursor_type, &sfpy_chunk_cursor_spec) < 0 ||
+        PyModule_AddIntConstant(module, "MAP_TAKE_AHEAD", SFPY_TAKE_AHEAD) < 0)
         return -1;
     if (keep(&st->future_type, import_attr("streamfutures._future", "EngineFuture")) < 0 ||
         keep(&st->cancelled_error, import_attr("concurrent.futures", "CancelledError")) < 0 ||

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@ typedef struct feed {
     long fail_work_mod;  /* item % mod == 0 fails; 0: never */
     int work_sleep_us;
     int use_gate;        /* work waits for gate */
+    long gate_at;        /* item gate_at alone waits for gate; 0: none */
     _Atomic int gate;
     int block_pull;      /* pull number block_pull_at waits for pull_gate */
     long block_pull_at;
@@ -66,7 +68,7 @@ static int feed_work(void *ctx, void **value)
 {
     feed *f = ctx;
     intptr_t item = (intptr_t)*value;
-    while (f->use_gate && !atomic_load(&f->gate))
+    while ((f->use_gate || (f->gate_at && item == f->gate_at)) && !atomic_load(&f->gate))
         usleep(50);
     if (f->work_sleep_us)
         usleep((useconds_t)f->work_sleep_us);
@@ -192,6 +194,128 @@ TEST(map_adaptive_window_keeps_held_results_within_the_byte_budget)
     CHECK_EQ(f.pulled, 2000);
     CHECK_EQ(f.worked, 2000);
     CHECK_EQ(f.destroyed, 1);
+}
+
+/* Take a result and every finished one behind it (up to max) at once:
+ * how many, 0 at the end, -1 if one was not the item expected there (in
+ * order from expected_first, or unseen when unordered) or not an error
+ * exactly where the feed fails. */
+static long take_many(sf_map *m, feed *f, int unordered, long expected_first, int max,
+                      unsigned char *seen)
+{
+    void *v, *more[64];
+    unsigned char failed[64];
+    int n = -1;
+    int rc = sf_map_next_many(m, &v, -1, more, failed, max, &n);
+    if (rc == SF_END)
+        return n == 0 ? 0 : -1;
+    if ((rc != SF_RESULT && rc != SF_ERROR) || n < 0 || n > max)
+        return -1;
+    for (int k = -1; k < n; k++) {
+        intptr_t value = k < 0 ? (intptr_t)v : (intptr_t)more[k];
+        int is_error = k < 0 ? rc == SF_ERROR : failed[k];
+        long item = is_error ? (long)-value : (long)value / 10;
+        if (is_error != (f->fail_work_mod && item % f->fail_work_mod == 0))
+            return -1;
+        if (unordered ? item < 1 || seen[item] : item != expected_first + k + 1)
+            return -1;
+        if (unordered)
+            seen[item] = 1;
+    }
+    return 1 + n;
+}
+
+TEST(map_next_many_takes_the_finished_results_behind_in_order_within_its_bytes)
+{
+    for (int unordered = 0; unordered <= 1; unordered++) {
+        static unsigned char seen[301];
+        memset(seen, 0, sizeof seen);
+        feed f = {.limit = 300, .fail_input_at = -1, .fail_work_mod = 7, .result_bytes = 8};
+        sf_pool *pool = make_pool(2);
+        sf_map *m = start_with(pool, &f, &sized_ops,
+                               (sf_map_options){.window = 512, .window_max = 1024,
+                                                .result_budget = 1 << 20,
+                                                .unordered = unordered});
+        for (int k = 0; k < 2000 && atomic_load(&f.worked) < 300; k++)
+            usleep(1000);
+        CHECK_EQ(f.worked, 300);
+        long got = 0, took;
+        /* all finished: each call takes its result and 32 more */
+        CHECK_EQ(take_many(m, &f, unordered, 1, 32, seen), 33);
+        got = 33;
+        while ((took = take_many(m, &f, unordered, got + 1, 32, seen)) > 0)
+            got += took;
+        CHECK_EQ(got, 300);
+        CHECK_EQ(sf_map_outstanding(m), 0);
+        sf_map_close(m);
+        sf_pool_destroy(pool);
+        CHECK_EQ(f.discarded, 0);
+    }
+    /* results of 40000 bytes: only one more fits in the 64 KiB taken ahead */
+    feed f = {.limit = 10, .fail_input_at = -1, .result_bytes = 40000};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start_adaptive(pool, &f, 64, 128, 1 << 30);
+    for (int k = 0; k < 2000 && atomic_load(&f.worked) < 10; k++)
+        usleep(1000);
+    CHECK_EQ(take_many(m, &f, 0, 1, 32, NULL), 2);
+    CHECK_EQ(take_many(m, &f, 0, 3, 32, NULL), 2);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.pulled, 4 + f.discarded);
+}
+
+TEST(map_a_fast_items_result_reaches_the_consumer_while_its_batch_goes_on)
+{
+    /* one worker, trivial items: batches are long and results are
+     * published in groups, yet each result is the consumer's the moment it
+     * exists; item 3000 blocks, and every item before it arrives meanwhile */
+    feed f = {.limit = 4000, .fail_input_at = -1, .fail_work_mod = 97, .gate_at = 3000,
+              .result_bytes = 8};
+    sf_pool *pool = make_pool(1);
+    sf_map *m = start_adaptive(pool, &f, 64, 4096, 1 << 20);
+    void *v;
+    for (long i = 1; i < 3000; i++) {
+        int rc = sf_map_next(m, &v, in_ms(5000));
+        CHECK_EQ(rc, i % 97 == 0 ? SF_ERROR : SF_RESULT);
+        CHECK_EQ((intptr_t)v, i % 97 == 0 ? -i : i * 10);
+    }
+    CHECK_EQ(sf_map_next(m, &v, in_ms(20)), -ETIMEDOUT); /* 3000 is still running */
+    atomic_store(&f.gate, 1);
+    for (long i = 3000; i <= 4000; i++) {
+        int rc = sf_map_next(m, &v, -1);
+        CHECK_EQ(rc, i % 97 == 0 ? SF_ERROR : SF_RESULT);
+        CHECK_EQ((intptr_t)v, i % 97 == 0 ? -i : i * 10);
+    }
+    CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+    CHECK_EQ(sf_map_outstanding(m), 0);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.worked, 4000);
+    CHECK_EQ(f.discarded, 0);
+    CHECK_EQ(f.bound_violations, 0);
+}
+
+TEST(map_close_while_grouped_results_are_shown_loses_none)
+{
+    /* the consumer takes some shown results, then closes while the worker
+     * that showed them still runs its group: every pulled item comes back
+     * once, as a result taken or a discard */
+    for (int round = 0; round < 50; round++) {
+        feed f = {.limit = -1, .fail_input_at = -1, .result_bytes = 8};
+        sf_pool *pool = make_pool(3);
+        sf_map *m = start_adaptive(pool, &f, 64, 4096, 1 << 20);
+        void *v;
+        long taken = 0;
+        for (long i = 1; i <= 1000 + round * 37; i++) {
+            CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+            CHECK_EQ((intptr_t)v, i * 10);
+            taken++;
+        }
+        sf_map_close(m);
+        sf_pool_destroy(pool);
+        CHECK_EQ(f.pulled, taken + f.discarded);
+        CHECK_EQ(f.destroyed, 1);
+    }
 }
 
 TEST(map_ordered_results_within_the_window)

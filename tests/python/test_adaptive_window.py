@@ -9,6 +9,7 @@ import time
 import pytest
 
 import streamfutures as sf
+from streamfutures import _engine
 from conftest import FREE_THREADED, CountingInput, wait_until
 
 MiB = 1024 * 1024
@@ -69,7 +70,59 @@ def test_the_window_starts_at_the_default_and_grows_to_its_cap_on_small_results(
         for expected in range(20000):
             assert next(it) == expected
             taken += 1
-        outstanding_settles_at(source, taken, sf.ADAPTIVE_WINDOW_MAX_PER_WORKER * 2)
+        # the engine's window settles at its cap (refilled once a sixteenth
+        # is free), and the iterator holds at most MAP_TAKE_AHEAD results
+        # taken ahead of the consumer
+        cap = sf.ADAPTIVE_WINDOW_MAX_PER_WORKER * 2
+        wait_until(lambda: it._outstanding() >= cap - cap // 16, "window grown to its cap")
+        time.sleep(0.05)  # a wrong engine would go on pulling
+        assert cap - cap // 16 <= it._outstanding() <= cap
+        assert 0 <= source.pulled - taken - it._outstanding() <= _engine.MAP_TAKE_AHEAD
+        it.close()
+
+
+@pytest.mark.thread_unsafe(reason="Counted's counts are one per process")
+def test_results_taken_ahead_are_handed_out_in_order_counted_and_dropped_by_close():
+    """A consumer that finds results ready takes up to MAP_TAKE_AHEAD of
+    them at once (one trip into the map): they still come out one by one,
+    in order and at their positions, stats() counts only those handed out,
+    and close() lets go of the rest."""
+    Counted.reset()
+
+    def make(i):
+        if i % 7 == 3:
+            raise ValueError("item %d" % i)
+        return Counted(8)
+
+    with sf.ThreadPoolExecutor(2) as ex:
+        it = ex.map(make, range(60))  # all within the starting window
+        wait_until(lambda: len(Counted.made) == 60 - 9, "every result made")
+        got = []
+        for i in range(10):
+            try:
+                got.append(type(next(it)))
+            except ValueError as e:
+                got.append(str(e))
+        assert got == ["item %d" % i if i % 7 == 3 else Counted for i in range(10)]
+        assert it.stats()["items_out"] == 10
+        held_by_map = it._outstanding()
+        assert held_by_map < 50  # some were taken ahead ...
+        assert 50 - held_by_map <= _engine.MAP_TAKE_AHEAD  # ... no more than that
+        del got
+        it.close()
+        assert it.stats()["items_out"] == 10
+    # after the workers ended: on a free-threaded build an object is freed
+    # by the thread that made it once the last reference is dropped elsewhere
+    wait_until(lambda: Counted.alive() == 0, "every result let go")
+
+
+def test_an_explicit_buffersize_takes_nothing_ahead():
+    with sf.ThreadPoolExecutor(2) as ex:
+        it = ex.map(identity, range(100), buffersize=16)
+        assert next(it) == 0
+        wait_until(lambda: it._outstanding() == 16, "window refilled")
+        time.sleep(0.05)
+        assert it.stats()["items_in"] == 17  # 1 handed out + the window, nothing beside
         it.close()
 
 
