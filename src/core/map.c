@@ -73,7 +73,7 @@
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define MAX_PUBLISH_GROUP 128     /* finished items counted in one lock round trip */
 #define UNBOUNDED_START 64
-#define PULL_BURST 64             /* items pulled per lock round trip, inputs that never block */
+#define PULL_BURST 512            /* items pulled per lock round trip, inputs that never block */
 #define SPILL_SLACK (PULL_BURST + 2) /* values a map owns beyond its slots: a burst, an input error */
 
 enum slot_state {
@@ -534,7 +534,9 @@ static int feed_run(sf_job *job)
         m->pulling = 0;
         for (int k = 0; k < n; k++)
             accept_item(m, items[k], &t);
-        if (n)
+        /* between bursts a worker is woken for a full batch, or when none
+         * is at work: those at work claim what comes as they go */
+        if (n && (m->jobs_posted == 0 || m->ready.len >= (size_t)full_batch(m) || n < want))
             maybe_post_work(m, &t);
         if (n == want)
             continue;
