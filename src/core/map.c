@@ -629,6 +629,8 @@ struct sf_batch {
     int wake_owed;   /* published quietly; sf_batch_wake not yet called */
     int publish_group; /* work_each publishes this many finished items at once, showing
                         * each to the consumer as it finishes (SLOT_SHOWN_*) */
+    int tail_from, tail_to; /* work_each's last group: shown and marked done, published
+                             * by run_batch under the lock it takes anyway */
 };
 
 int sf_batch_size(const sf_batch *batch) { return batch->n; }
@@ -740,6 +742,19 @@ static void show(sf_map *m, uint32_t idx, void *value, size_t bytes, int failed)
     }
 }
 
+/* The shown items finished[0..n) (consecutive) end the batch: mark them
+ * done and leave their publishing to run_batch. */
+static void leave_tail(sf_batch *b, const int *finished, const int *failed, int n)
+{
+    for (int k = 0; k < n; k++) {
+        b->done[finished[k]] = 1;
+        b->failed[finished[k]] = failed[k];
+    }
+    b->finished += n;
+    b->tail_from = finished[0];
+    b->tail_to = finished[0] + n;
+}
+
 /* ops.work as a batch: one item after the other, each published as soon as
  * it ran; in an ordered, bounded map each is shown to the consumer as it
  * finishes and published with the rest of its batch (publishing takes the
@@ -758,9 +773,13 @@ static void work_each(void *ctx, sf_batch *batch)
         if (batch->publish_group > 1)
             show(m, batch->idx[i], batch->values[i], batch->bytes[i], failed[pending - 1]);
         /* a cancel publishes what is finished at once, and starts no more */
-        if (pending < batch->publish_group && i + 1 < batch->n &&
-            !atomic_load_explicit(&m->stop_starting, memory_order_relaxed))
+        int stop = atomic_load_explicit(&m->stop_starting, memory_order_relaxed);
+        if (pending < batch->publish_group && i + 1 < batch->n && !stop)
             continue;
+        if (i + 1 == batch->n && batch->publish_group > 1 && !stop) {
+            leave_tail(batch, finished, failed, pending);
+            break;
+        }
         if (sf_batch_done_many(batch, finished, failed, pending))
             break;
         pending = 0;
@@ -786,7 +805,7 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     void **values = wj->values;
     unsigned char *done = wj->done;
     sf_batch batch = {m, idx, values, wj->failed, wj->bytes, done, n, m->batch_cap, 0, 0, 0,
-                      publish_group(m)};
+                      publish_group(m), 0, 0};
     memset(done, 0, (size_t)n);
     memset(wj->bytes, 0, (size_t)n * sizeof *wj->bytes); /* extensions zero their own */
     sf__unlock(&m->mu);
@@ -799,6 +818,15 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     sf__lock(&m->mu);
     m->busy_ns += took;
     m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
+    if (batch.tail_to > batch.tail_from) {
+        int freed = publish(m, idx, values, wj->failed, wj->bytes, batch.tail_from,
+                            batch.tail_to, t);
+        /* shown items woke whoever slept for them; a freed slot may end the
+         * map or make room for the one it waits on (signalled under mu:
+         * no callback, only a wake-up) */
+        if (atomic_load(&m->changed.waiters) && (m->drain || freed || takeable(m) >= 0))
+            sf__event_signal_all(&m->changed);
+    }
     for (int i = 0; i < n; i++)
         if (!done[i]) {
             m->in_work--;
