@@ -10,6 +10,9 @@ run:
 3. seed 002 (a worker returning a list of floats, 3 workers; 20 jobs of
    10**6 floats where the seed has 50 of 10**7): peak RSS at defaults vs
    the stdlib's generator recipe from the seed, each in a fresh process.
+
+``--trivial-threads N`` measures figure 1 alone, at N threads (as on a
+16-core machine).
 """
 import concurrent.futures as cf
 import math
