@@ -158,8 +158,8 @@ struct sf_map {
     sf_job feed_job;
 
     int consumer, drain, finished;
-    int cancelled; /* items not started must not start any more */
-    _Atomic int stop_starting; /* = cancelled, read by work_each between items without mu */
+    _Atomic int cancelled; /* items not started must not start any more (written under mu;
+                            * work_each reads it between items without) */
     _Atomic long awaited_slot; /* the slot a sleeping ordered consumer waits for; -1: any */
     unsigned jobs_posted, max_jobs;
     unsigned jobs_working; /* posted jobs between claiming a batch and its end */
@@ -578,6 +578,15 @@ static long takeable(sf_map *m);
 
 /* ---- work stage ------------------------------------------------------ */
 
+/* map->mu held, after publishing: whether a consumer asleep in
+ * sf_map_next must be woken (in input order it only cares once the result
+ * it waits for is here, or a freed slot may have ended the map).  Read
+ * under the lock: a consumer announces itself before it unlocks. */
+static int consumer_to_wake(sf_map *m, int freed)
+{
+    return atomic_load(&m->changed.waiters) != 0 && (m->drain || freed || takeable(m) >= 0);
+}
+
 /* map->mu held: hand finished items [from, to) of a batch to the consumer
  * (or discard them when nobody consumes).  Returns whether it freed a slot
  * whose result the consumer had taken already (shown): that may be what
@@ -690,9 +699,7 @@ static int publish_many(sf_batch *b, const int *indices, const int *failed, int 
     for (int k = 0; k < n; k++)
         freed |= publish(m, b->idx, b->values, b->failed, b->bytes, indices[k], indices[k] + 1, &t);
     cancelled = m->cancelled;
-    /* read under the lock: a consumer announces itself before it unlocks;
-     * in input order it only cares once the result it waits for is here */
-    *wake = atomic_load(&m->changed.waiters) != 0 && (m->drain || freed || takeable(m) >= 0);
+    *wake = consumer_to_wake(m, freed);
     sf__unlock(&m->mu);
     trash_empty(m, &t);
     return cancelled;
@@ -773,7 +780,7 @@ static void work_each(void *ctx, sf_batch *batch)
         if (batch->publish_group > 1)
             show(m, batch->idx[i], batch->values[i], batch->bytes[i], failed[pending - 1]);
         /* a cancel publishes what is finished at once, and starts no more */
-        int stop = atomic_load_explicit(&m->stop_starting, memory_order_relaxed);
+        int stop = atomic_load_explicit(&m->cancelled, memory_order_relaxed);
         if (pending < batch->publish_group && i + 1 < batch->n && !stop)
             continue;
         if (i + 1 == batch->n && batch->publish_group > 1 && !stop) {
@@ -821,10 +828,8 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     if (batch.tail_to > batch.tail_from) {
         int freed = publish(m, idx, values, wj->failed, wj->bytes, batch.tail_from,
                             batch.tail_to, t);
-        /* shown items woke whoever slept for them; a freed slot may end the
-         * map or make room for the one it waits on (signalled under mu:
-         * no callback, only a wake-up) */
-        if (atomic_load(&m->changed.waiters) && (m->drain || freed || takeable(m) >= 0))
+        /* signalled under mu: no callback, only a wake-up */
+        if (consumer_to_wake(m, freed))
             sf__event_signal_all(&m->changed);
     }
     for (int i = 0; i < n; i++)
@@ -1095,14 +1100,17 @@ static long takeable(sf_map *m)
     return m->slots[idx].state >= SLOT_SHOWN_OK ? (long)idx : -1;
 }
 
+/* What the consumer gets from a takeable slot (takeable() only returns
+ * slots in one of these states). */
+static const int slot_outcome[] = {[SLOT_SHOWN_OK] = SF_RESULT, [SLOT_SHOWN_ERROR] = SF_ERROR,
+                                   [SLOT_DONE_OK] = SF_RESULT, [SLOT_DONE_ERROR] = SF_ERROR,
+                                   [SLOT_CANCELLED] = SF_CANCELLED, [SLOT_BROKEN] = SF_BROKEN};
+
 /* map->mu held: take the finished slot idx for the consumer. */
 static int take_slot(sf_map *m, long idx, void **value)
 {
-    static const int outcome[] = {[SLOT_SHOWN_OK] = SF_RESULT, [SLOT_SHOWN_ERROR] = SF_ERROR,
-                                  [SLOT_DONE_OK] = SF_RESULT, [SLOT_DONE_ERROR] = SF_ERROR,
-                                  [SLOT_CANCELLED] = SF_CANCELLED, [SLOT_BROKEN] = SF_BROKEN};
     unsigned char state = m->slots[idx].state;
-    int rc = outcome[state];
+    int rc = slot_outcome[state];
     *value = m->slots[idx].value;
     if (state == SLOT_SHOWN_OK || state == SLOT_SHOWN_ERROR) {
         /* its worker has yet to publish it: that frees the slot */
@@ -1134,14 +1142,13 @@ static int take_ahead(sf_map *m, void **values, unsigned char *failed, int max)
         if (idx < 0)
             break;
         const slot *s = &m->slots[idx];
-        unsigned char state = s->state;
-        if (state != SLOT_DONE_OK && state != SLOT_DONE_ERROR && state != SLOT_SHOWN_OK &&
-            state != SLOT_SHOWN_ERROR)
+        int outcome = slot_outcome[s->state];
+        if (outcome != SF_RESULT && outcome != SF_ERROR)
             break;
         bytes += s->bytes;
         if (bytes > TAKE_AHEAD_BYTES)
             break;
-        failed[n] = state == SLOT_DONE_ERROR || state == SLOT_SHOWN_ERROR;
+        failed[n] = outcome == SF_ERROR;
         take_slot(m, idx, &values[n]);
         n++;
     }
@@ -1241,7 +1248,6 @@ void sf_map_cancel(sf_map *m)
     m->drain = 1;
     m->finished = 1;
     m->cancelled = 1;
-    atomic_store(&m->stop_starting, 1);
     if (m->input_state == INPUT_OPEN)
         m->input_state = INPUT_STOPPED;
     while (m->ready.len) {
@@ -1303,7 +1309,6 @@ static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int
         m->input_state = INPUT_SHUT;
     if (cancel_pending || (cancel_input && m->consumer)) {
         m->cancelled = 1;
-        atomic_store(&m->stop_starting, 1);
         while (m->ready.len) {
             uint32_t idx = fifo_pop(m, &m->ready);
             give_up_item(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t);
