@@ -51,7 +51,10 @@ def tee(iterable, n=2, *, buffersize=None):
     When the copies holding it back were all last read on the very thread
     that would wait, waiting could never end: that read raises RuntimeError
     instead.  A copy never read yet may be headed for another thread, so it
-    is waited for."""
+    is waited for.  When the input raises, every copy raises that exception
+    at the same position, each as its own copy of it (same type, args,
+    attributes, cause and traceback), since copies on several threads may
+    raise it at once."""
     if not isinstance(n, int):
         raise TypeError("'%s' object cannot be interpreted as an integer" % type(n).__name__)
     if n < 0:
@@ -75,7 +78,8 @@ def fanout(iterable, *consumers, buffersize=DEFAULT_FANOUT_BUFFERSIZE):
     When a consumer raises, every other consumer's iterator raises
     CancelledError at its next step, and fanout raises the first exception.
     When the input raises, every consumer sees that exception at the end of
-    its items, and fanout raises it once, after all of them stopped."""
+    its items (each its own copy: same type, args, attributes and
+    traceback), and fanout raises it once, after all of them stopped."""
     if not consumers:
         raise TypeError("fanout() needs at least one consumer")
     for position, consumer in enumerate(consumers):
@@ -84,16 +88,21 @@ def fanout(iterable, *consumers, buffersize=DEFAULT_FANOUT_BUFFERSIZE):
     ring, readers = _engine.broadcast(iterable, len(consumers), _ring_size(buffersize),
                                       FANOUT_READ_AHEAD)
     errors = []  # in the order consumers met them; the input's counted once
+    input_error_met = []
     errors_lock = threading.Lock()  # consumers fail on several threads at once
 
     def run(consumer, reader):
         try:
             return consumer(reader)
         except BaseException as exc:
+            # each reader raises its own copy of the input's exception
+            from_input = exc is reader.input_error
             with errors_lock:
-                if exc is not ring.input_error or not any(e is exc for e in errors):
+                if not (from_input and input_error_met):
                     errors.append(exc)
-            if exc is not ring.input_error:
+                if from_input:
+                    input_error_met.append(True)
+            if not from_input:
                 ring.cancel()
             raise
         finally:

@@ -5,8 +5,10 @@
  *
  * DESIGN.  A Broadcast object is the ring's context: it holds the source
  * iterator, the module (for CancelledError) and the input's exception with
- * the traceback it had when the input raised, so every reader raises it
- * with that traceback, not with frames other readers appended.  Each
+ * the traceback it had when the input raised.  No reader raises that
+ * object: each raises a copy of its own with that traceback
+ * (exception_copy.c), since readers on several threads raising one object
+ * would each write its __traceback__ while the others read it.  Each
  * reader holds the Broadcast; the Broadcast does not hold its readers (no
  * cycle), so a reader can be dropped on its own, which closes it: it stops
  * holding the others back.  The last reader closed frees the ring, whose
@@ -26,6 +28,7 @@
 
 #include "broadcast.h"
 #include "compat.h"
+#include "exception_copy.h"
 
 
 typedef struct SfBroadcastObject {
@@ -45,6 +48,7 @@ typedef struct SfReaderObject {
     int closed;        /* closed, or to be closed once `inside` drops to 0 */
     int released;      /* sf_ring_close_reader was called */
     int inside;        /* threads inside next() */
+    PyObject *raised_input_error; /* the copy of the input's exception it raised */
     PyObject *weakreflist;
 } SfReaderObject;
 
@@ -59,6 +63,7 @@ static enum sf_pull source_pull(void *raw, void **item)
     if (!PyErr_Occurred())
         return SF_PULL_END;
     PyObject *exc = sfpy_fetch_exception();
+    sfpy_exception_prepare_copies(exc);
     b->input_error = Py_NewRef(exc);
     b->input_traceback = PyException_GetTraceback(exc);
     *item = exc;
@@ -145,15 +150,18 @@ static PyObject *reader_next_locked(SfReaderObject *r)
         return NULL;
     }
     case SF_INPUT_ERROR: {
-        /* one exception object for every reader: its traceback is put
-         * back under the Broadcast's critical section, so two readers do
-         * not set it at once (raising the same object on several threads
-         * at once is as the stdlib's Future.result() does) */
         SfBroadcastObject *b = r->owner;
-        PyObject *exc = Py_NewRef(b->input_error);
-        Py_BEGIN_CRITICAL_SECTION(b);
-        PyException_SetTraceback(exc, b->input_traceback ? b->input_traceback : Py_None);
-        Py_END_CRITICAL_SECTION();
+        PyObject *exc = sfpy_exception_copy(b->input_error, b->input_traceback);
+        if (!exc) {
+            /* a type that cannot be made again from its args: the one
+             * object is raised by every reader, its traceback put back
+             * under the Broadcast's critical section */
+            exc = Py_NewRef(b->input_error);
+            Py_BEGIN_CRITICAL_SECTION(b);
+            PyException_SetTraceback(exc, b->input_traceback ? b->input_traceback : Py_None);
+            Py_END_CRITICAL_SECTION();
+        }
+        Py_XSETREF(r->raised_input_error, Py_NewRef(exc));
         release_reader(r);
         sfpy_raise_exception(exc);
         return NULL;
@@ -184,18 +192,27 @@ static PyObject *reader_next(SfReaderObject *r)
     return value;
 }
 
-static void release_reader_locked(SfReaderObject *r)
-{
-    Py_BEGIN_CRITICAL_SECTION(r);
-    release_reader(r);
-    Py_END_CRITICAL_SECTION();
-}
-
 static PyObject *reader_close(SfReaderObject *r, PyObject *unused)
 {
     (void)unused;
-    release_reader_locked(r);
+    PyObject *raised;
+    Py_BEGIN_CRITICAL_SECTION(r);
+    release_reader(r);
+    raised = r->raised_input_error;
+    r->raised_input_error = NULL;
+    Py_END_CRITICAL_SECTION();
+    Py_XDECREF(raised); /* its traceback's frames may run code: not inside */
     Py_RETURN_NONE;
+}
+
+static PyObject *reader_get_input_error(SfReaderObject *r, void *unused)
+{
+    (void)unused;
+    PyObject *exc;
+    Py_BEGIN_CRITICAL_SECTION(r);
+    exc = Py_NewRef(r->raised_input_error ? r->raised_input_error : Py_None);
+    Py_END_CRITICAL_SECTION();
+    return exc;
 }
 
 static PyObject *reader_enter(PyObject *self, PyObject *unused)
@@ -207,7 +224,8 @@ static PyObject *reader_enter(PyObject *self, PyObject *unused)
 static PyObject *reader_exit(SfReaderObject *r, PyObject *args)
 {
     (void)args;
-    release_reader_locked(r);
+    PyObject *none = reader_close(r, NULL);
+    Py_XDECREF(none);
     Py_RETURN_FALSE;
 }
 
@@ -220,6 +238,7 @@ static void reader_dealloc(SfReaderObject *r)
     if (r->owner)
         release_reader(r);
     Py_CLEAR(r->owner);
+    Py_CLEAR(r->raised_input_error);
     PyObject_GC_Del(r);
     Py_DECREF(type);
 }
@@ -228,6 +247,7 @@ static int reader_traverse(SfReaderObject *r, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(r));
     Py_VISIT(r->owner);
+    Py_VISIT(r->raised_input_error);
     return 0;
 }
 
@@ -245,6 +265,13 @@ static PyMemberDef reader_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+static PyGetSetDef reader_getset[] = {
+    {"input_error", (getter)reader_get_input_error, NULL,
+     "The copy of the input's exception this reader raised, or None; close() drops it.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyType_Slot reader_slots[] = {
     {Py_tp_doc, "One reader of a broadcast input: every item, in order, read once upstream."},
     {Py_tp_dealloc, reader_dealloc},
@@ -253,6 +280,7 @@ static PyType_Slot reader_slots[] = {
     {Py_tp_iternext, reader_next},
     {Py_tp_methods, reader_methods},
     {Py_tp_members, reader_members},
+    {Py_tp_getset, reader_getset},
     {0, NULL},
 };
 
@@ -412,6 +440,7 @@ PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
         r->index = (unsigned)i;
         r->closed = r->released = r->inside = 0;
         r->weakreflist = NULL;
+        r->raised_input_error = NULL;
         PyObject_GC_Track(r);
         PyTuple_SET_ITEM(readers, i, (PyObject *)r);
     }

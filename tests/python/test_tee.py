@@ -112,6 +112,107 @@ def test_the_inputs_exception_is_raised_in_every_copy_at_its_position():
         assert list(copy) == []
 
 
+class CodedError(Exception):
+    """An __init__ that takes other arguments than its args."""
+
+    def __init__(self, code):
+        super().__init__("failed with code %d" % code)
+        self.code = code
+
+
+class RefusesItsArgs(Exception):
+    def __new__(cls, message, *, made_here=False):
+        if not made_here:
+            raise TypeError("only made here")
+        return super().__new__(cls, message)
+
+    def __init__(self, message, *, made_here=False):
+        super().__init__(message)
+
+
+def raise_from_input(exc):
+    def source():
+        yield 1
+        raise exc
+    return source()
+
+
+def test_each_copy_raises_its_own_copy_of_the_inputs_exception():
+    cause = OSError(2, "no such file", "x.txt")
+    try:
+        try:
+            raise cause
+        except OSError as e:
+            raise CodedError(7) from e
+    except CodedError as e:
+        original = e
+    original.__notes__ = ["seen by the input"]  # add_note() from 3.11 does this
+    copies = sf.tee(raise_from_input(original), 3)
+    raised = []
+    for copy in copies:
+        assert next(copy) == 1
+        with pytest.raises(CodedError) as info:
+            next(copy)
+        raised.append(info.value)
+    assert len({id(e) for e in raised}) == 3 and original not in raised
+    for exc in raised:
+        assert str(exc) == "failed with code 7" and exc.args == original.args
+        assert exc.code == 7 and exc.__notes__ == ["seen by the input"]
+        assert exc.__cause__ is cause and exc.__suppress_context__
+        assert any(f.name == "source" for f in traceback.extract_tb(exc.__traceback__))
+    raised[0].__notes__.append("handled on one thread")  # a copy's notes are its own
+    assert raised[1].__notes__ == ["seen by the input"]
+    assert original.__notes__ == ["seen by the input"]
+
+
+def test_a_builtins_fields_set_by_its_init_are_copied():
+    for exc, field, value in [(OSError(2, "no such file", "x.txt"), "filename", "x.txt"),
+                              (SystemExit(3), "code", 3),
+                              (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"), "reason", "bad")]:
+        a, b = sf.tee(raise_from_input(exc))
+        for copy in (a, b):
+            next(copy)
+            with pytest.raises(type(exc)) as info:
+                next(copy)
+            assert info.value is not exc and getattr(info.value, field) == value
+
+
+def test_an_exception_that_cannot_be_made_again_is_raised_as_itself():
+    original = RefusesItsArgs("made", made_here=True)
+    a, b = sf.tee(raise_from_input(original))
+    for copy in (a, b):
+        next(copy)
+        with pytest.raises(RefusesItsArgs) as info:
+            next(copy)
+        assert info.value is original
+
+
+def test_copies_raising_the_inputs_exception_on_threads_at_once_each_get_one():
+    barrier = threading.Barrier(4)
+    copies = sf.tee(raise_from_input(KeyError("input broke")), 4)
+    raised = [None] * 4
+
+    def read(i):
+        assert next(copies[i]) == 1
+        barrier.wait()
+        try:
+            next(copies[i])
+        except KeyError as exc:
+            raised[i] = exc
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(type(e) is KeyError and e.args == ("input broke",) for e in raised)
+    assert len({id(e) for e in raised}) == 4
+    assert [c.input_error for c in copies] == raised
+    for c in copies:
+        c.close()
+    assert [c.input_error for c in copies] == [None] * 4  # close() drops it
+
+
 def test_arguments_like_itertools_tee():
     assert sf.tee(range(3), 0) == ()
     with pytest.raises(ValueError, match="n must be >= 0"):
