@@ -343,15 +343,20 @@ static int grow(sf_map *m)
     return 0;
 }
 
+/* Items that make about batch_ns of work (at least 1). */
+static size_t batch_of_work(const sf_map *m)
+{
+    if (m->fixed_batch)
+        return (size_t)m->fixed_batch;
+    double n = m->item_ns > 0 ? m->batch_ns / m->item_ns : 1;
+    return n < 1 ? 1 : n > 1e9 ? (size_t)1e9 : (size_t)n;
+}
+
 /* A full batch: about batch_ns of work, at most max_batch items. */
 static int full_batch(const sf_map *m)
 {
-    if (m->fixed_batch)
-        return m->fixed_batch;
-    double n = m->item_ns > 0 ? m->batch_ns / m->item_ns : 1;
-    if (n > m->max_batch)
-        n = m->max_batch;
-    return n < 1 ? 1 : (int)n;
+    size_t n = batch_of_work(m);
+    return n > (size_t)m->max_batch ? m->max_batch : (int)n;
 }
 
 /* What a worker claims: a full batch, or a fair share of what is ready
@@ -392,21 +397,27 @@ static size_t startable(sf_map *m)
 
 static int post_one_work_job(sf_map *m, trash *t);
 
-/* Post work jobs until the ready items have enough of them. */
+/* Post a work job when the ready items need one more worker than is at
+ * work or on its way. */
 static void maybe_post_work(sf_map *m, trash *t)
 {
-    /* a posted job busy running an item cannot take a new one: only the
-     * idle ones count, or a slow item would serialize the ones behind it */
     m->held_back = m->ready.len && startable(m) == 0;
     if (m->held_back)
         return; /* the held results fill the budget: a take re-posts */
-    /* a worker is woken for a full batch of work, not for a fair share
-     * of a few trivial items: its wake-up would cost more than they do,
-     * and the workers already running claim them as they go */
-    size_t want = (m->ready.len + (size_t)full_batch(m) - 1) / (size_t)full_batch(m);
-    while (m->jobs_posted - m->jobs_working < want && m->free_jobs)
-        if (post_one_work_job(m, t) != 0)
-            return;
+    /* another worker is worth waking for a full batch of work (batch_ns,
+     * however many items), not for a fair share of a few trivial items:
+     * its wake-up would cost more than they do, and the workers at work
+     * claim them as they go; any ready item needs one when none works */
+    size_t want = m->ready.len / batch_of_work(m);
+    if (want == 0 && m->ready.len && m->jobs_working == 0)
+        want = 1;
+    /* one job at a time is on its way to a worker (posted, not yet at
+     * work); it posts the next as it starts, if the work is still there
+     * (work_run), so a slow item never keeps the ones behind it waiting.
+     * Posting a burst at once would wake workers that find the work gone:
+     * with a GIL, the first one to get it ran it all. */
+    if (want && m->jobs_posted == m->jobs_working && m->free_jobs)
+        post_one_work_job(m, t);
 }
 
 static int post_one_work_job(sf_map *m, trash *t)
@@ -536,7 +547,7 @@ static int feed_run(sf_job *job)
             accept_item(m, items[k], &t);
         /* between bursts a worker is woken for a full batch, or when none
          * is at work: those at work claim what comes as they go */
-        if (n && (m->jobs_posted == 0 || m->ready.len >= (size_t)full_batch(m) || n < want))
+        if (n && (m->jobs_posted == 0 || m->ready.len >= batch_of_work(m) || n < want))
             maybe_post_work(m, &t);
         if (n == want)
             continue;
@@ -877,6 +888,8 @@ static int work_run(sf_job *job)
         if (n == 0)
             break;
         m->jobs_working++;
+        if (m->ready.len)
+            maybe_post_work(m, &t); /* the next job on its way, if needed */
         int given_up = run_batch(m, wj, n, &t);
         if (t.len || given_up) {
             sf__unlock(&m->mu);
