@@ -22,9 +22,11 @@
  * (`done` FIFO), one at a time or, with sf_map_next_many, a result and the
  * small finished ones right behind it in one trip.  Taking a result frees
  * its slot, which re-posts the input stage if it had stopped on a full
- * window.  All slot arrays are allocated
- * once (for an adaptive window, at its largest); only buffersize=None
- * (unbounded) grows them, doubling.  How many slots may be held now is the
+ * window.  The slots are made in pages as the window first needs them (a
+ * short map on a large window makes one page) and never move; the index
+ * arrays (free stack, FIFOs, seq mapping) are allocated once, at the
+ * window's largest, and touched only as far as they are used; only
+ * buffersize=None (unbounded) grows them, doubling.  How many slots may be held now is the
  * window's policy (window.c): a fixed size, or one that follows the
  * results' cost in bytes (ops.result_bytes, measured on the worker and
  * counted when published); a worker claims no more items than the budget
@@ -72,7 +74,8 @@
 #define ROUNDS_PER_JOB 16         /* batches before a work job yields its worker */
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define MAX_PUBLISH_GROUP 128     /* finished items counted in one lock round trip */
-#define UNBOUNDED_START 64
+#define SLOT_PAGE 256             /* slots are made this many at a time, as the window needs them */
+#define UNBOUNDED_START SLOT_PAGE
 #define PULL_BURST 512            /* items pulled per lock round trip, inputs that never block */
 #define SPILL_SLACK (PULL_BURST + 2) /* values a map owns beyond its slots: a burst, an input error */
 
@@ -138,8 +141,12 @@ struct sf_map {
     int bounded, unordered;
     size_t cap;       /* slots; the most the window can ever be */
     sf__window win;   /* how many of them may be held now (window.c), when bounded */
-    slot *slots;
-    uint32_t *free_stack;
+    /* the slots, in pages of SLOT_PAGE, made when the window first needs
+     * them (a short map on a large window makes one page); a page never
+     * moves, so a worker shows a result in its slot with no lock */
+    slot **slot_pages;
+    size_t slots_made;
+    uint32_t *free_stack; /* of the slots made */
     size_t nfree;
     uint32_t *seq_slot;
     slot_fifo ready, done;
@@ -177,6 +184,11 @@ struct sf_map {
 
 static void map_unref(sf_map *m);
 
+static inline slot *slot_at(const sf_map *m, size_t idx)
+{
+    return &m->slot_pages[idx / SLOT_PAGE][idx % SLOT_PAGE];
+}
+
 /* mu held: start counting full_ns when the stage is held back by its
  * consumer: the input stage stands on a full window and no item waits for
  * a worker (a window full of items waiting for the stage's own workers is
@@ -209,12 +221,12 @@ static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
 
 static void release_slot(sf_map *m, uint32_t idx)
 {
-    assert(m->held > 0 && m->nfree < m->cap && m->slots[idx].state != SLOT_FREE);
+    assert(m->held > 0 && m->nfree < m->slots_made && slot_at(m, idx)->state != SLOT_FREE);
     if (m->bounded)
-        sf__window_result_released(&m->win, m->slots[idx].bytes);
-    m->slots[idx].bytes = 0;
-    m->slots[idx].value = NULL;
-    m->slots[idx].state = SLOT_FREE;
+        sf__window_result_released(&m->win, slot_at(m, idx)->bytes);
+    slot_at(m, idx)->bytes = 0;
+    slot_at(m, idx)->value = NULL;
+    slot_at(m, idx)->state = SLOT_FREE;
     m->free_stack[m->nfree++] = idx;
     m->held--;
 }
@@ -233,8 +245,8 @@ static void give_up_item(sf_map *m, uint32_t idx, void *value, enum slot_state w
         release_slot(m, idx);
         return;
     }
-    m->slots[idx].value = NULL;
-    m->slots[idx].state = (unsigned char)why;
+    slot_at(m, idx)->value = NULL;
+    slot_at(m, idx)->state = (unsigned char)why;
     if (m->unordered)
         fifo_push(m, &m->done, idx);
 }
@@ -293,37 +305,53 @@ static void trash_empty(sf_map *m, trash *t)
     }
 }
 
-/* Double the slot arrays of an unbounded map (re-laying the FIFOs and the
- * seq mapping for the new modulus).  -ENOMEM leaves the map as it was. */
+/* mu held: make pages of slots until `want` are free or every slot is
+ * made; -ENOMEM when a page could not be made (the slots made stay). */
+static int make_slots(sf_map *m, size_t want)
+{
+    while (m->nfree < want && m->slots_made < m->cap) {
+        slot *page = calloc(SLOT_PAGE, sizeof *page);
+        if (!page)
+            return -ENOMEM;
+        size_t first = m->slots_made;
+        m->slot_pages[first / SLOT_PAGE] = page;
+        for (size_t i = SLOT_PAGE; i-- > 0;) /* pop gives the lowest first */
+            m->free_stack[m->nfree++] = (uint32_t)(first + i);
+        m->slots_made += SLOT_PAGE;
+    }
+    return 0;
+}
+
+/* Double the capacity of an unbounded map: the index arrays (re-laying the
+ * FIFOs and the seq mapping for the new modulus) and the page directory;
+ * the slots made stay where they are.  -ENOMEM leaves the map as it was. */
 static int grow(sf_map *m)
 {
     size_t old = m->cap, cap = old * 2, i;
-    slot *slots = calloc(cap, sizeof *slots);
+    slot **pages = calloc(cap / SLOT_PAGE, sizeof *pages);
     uint32_t *free_stack = malloc(cap * sizeof *free_stack);
     uint32_t *seq_slot = malloc(cap * sizeof *seq_slot);
     uint32_t *ready = malloc(cap * sizeof *ready);
     uint32_t *done = malloc(cap * sizeof *done);
     void **spill = malloc((cap + SPILL_SLACK) * sizeof *spill);
-    if (!slots || !free_stack || !seq_slot || !ready || !done || !spill) {
+    if (!pages || !free_stack || !seq_slot || !ready || !done || !spill) {
         free(spill);
-        free(slots);
+        free(pages);
         free(free_stack);
         free(seq_slot);
         free(ready);
         free(done);
         return -ENOMEM;
     }
-    memcpy(slots, m->slots, old * sizeof *slots);
+    memcpy(pages, m->slot_pages, old / SLOT_PAGE * sizeof *pages);
     memcpy(free_stack, m->free_stack, m->nfree * sizeof *free_stack);
-    for (i = old; i < cap; i++)
-        free_stack[m->nfree + (i - old)] = (uint32_t)(cap - 1 - (i - old));
     for (uint64_t seq = m->taken; seq < m->pulled; seq++)
         seq_slot[seq % cap] = m->seq_slot[seq % old];
     for (i = 0; i < m->ready.len; i++)
         ready[i] = m->ready.buf[(m->ready.head + i) % old];
     for (i = 0; i < m->done.len; i++)
         done[i] = m->done.buf[(m->done.head + i) % old];
-    free(m->slots);
+    free(m->slot_pages);
     free(m->free_stack);
     free(m->seq_slot);
     free(m->ready.buf);
@@ -331,9 +359,8 @@ static int grow(sf_map *m)
     memcpy(spill, m->spill, m->nspill * sizeof *spill);
     free(m->spill);
     m->spill = spill;
-    m->slots = slots;
+    m->slot_pages = pages;
     m->free_stack = free_stack;
-    m->nfree += cap - old;
     m->seq_slot = seq_slot;
     m->ready.buf = ready;
     m->ready.head = 0;
@@ -377,7 +404,7 @@ static void break_ready(sf_map *m, trash *t)
 {
     while (m->ready.len) {
         uint32_t idx = fifo_pop(m, &m->ready);
-        give_up_item(m, idx, m->slots[idx].value, SLOT_BROKEN, t);
+        give_up_item(m, idx, slot_at(m, idx)->value, SLOT_BROKEN, t);
     }
     if (m->input_state == INPUT_OPEN)
         m->input_state = INPUT_BROKEN;
@@ -483,11 +510,11 @@ static void accept_item(sf_map *m, void *item, trash *t)
         trash_add(m, t, item); /* closed or shut while we pulled */
         return;
     }
-    assert(m->nfree > 0 && m->held < m->cap); /* a slot was reserved before pulling */
+    assert(m->nfree > 0 && m->held < m->cap); /* a slot was made before pulling */
     uint32_t idx = m->free_stack[--m->nfree];
-    assert(m->slots[idx].state == SLOT_FREE);
-    m->slots[idx].value = item;
-    m->slots[idx].state = SLOT_READY;
+    assert(slot_at(m, idx)->state == SLOT_FREE);
+    slot_at(m, idx)->value = item;
+    slot_at(m, idx)->state = SLOT_READY;
     m->seq_slot[m->pulled % m->cap] = idx;
     m->pulled++;
     m->held++;
@@ -522,6 +549,16 @@ static int feed_run(sf_job *job)
         }
         size_t room = (m->bounded ? m->win.limit : m->cap) - m->held;
         int want = m->pull_never_blocks ? (room < PULL_BURST ? (int)room : PULL_BURST) : 1;
+        if (make_slots(m, (size_t)want) != 0 && m->nfree == 0) {
+            /* no memory for a page of slots: a take frees one and re-posts
+             * us; with nothing held, nothing would */
+            m->feed_posted = 0;
+            if (m->held == 0)
+                m->input_state = INPUT_BROKEN;
+            break;
+        }
+        if ((size_t)want > m->nfree)
+            want = (int)m->nfree;
         void *items[PULL_BURST], *last = NULL;
         enum sf_pull got = SF_PULL_ITEM;
         int n = 0;
@@ -608,7 +645,7 @@ static int publish(sf_map *m, const uint32_t *idx, void *const *values, const in
     int freed = 0;
     for (int i = from; i < to; i++) {
         m->in_work--;
-        if (m->slots[idx[i]].state == SLOT_SHOWN_TAKEN) {
+        if (slot_at(m, idx[i])->state == SLOT_SHOWN_TAKEN) {
             /* the consumer has it already: count it, then free its slot */
             sf__window_result_held(&m->win, bytes[i]);
             release_slot(m, idx[i]);
@@ -621,11 +658,11 @@ static int publish(sf_map *m, const uint32_t *idx, void *const *values, const in
             continue;
         }
         if (m->bounded) {
-            m->slots[idx[i]].bytes = bytes[i];
+            slot_at(m, idx[i])->bytes = bytes[i];
             sf__window_result_held(&m->win, bytes[i]);
         }
-        m->slots[idx[i]].value = values[i];
-        m->slots[idx[i]].state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
+        slot_at(m, idx[i])->value = values[i];
+        slot_at(m, idx[i])->state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
         if (m->unordered)
             fifo_push(m, &m->done, idx[i]);
     }
@@ -677,10 +714,10 @@ int sf_batch_extend(sf_batch *b, int max)
         for (; added < want && m->ready.len; added++) {
             int i = b->n + added;
             b->idx[i] = fifo_pop(m, &m->ready);
-            b->values[i] = m->slots[b->idx[i]].value;
+            b->values[i] = slot_at(m, b->idx[i])->value;
             b->done[i] = 0;
             b->bytes[i] = 0;
-            m->slots[b->idx[i]].state = SLOT_RUNNING;
+            slot_at(m, b->idx[i])->state = SLOT_RUNNING;
         }
         b->n += added;
         m->in_work += (size_t)added;
@@ -746,7 +783,7 @@ int sf_batch_done(sf_batch *b, int i, int failed) { return sf_batch_done_many(b,
  * consumer only reads it, and marks it taken, under mu). */
 static void show(sf_map *m, uint32_t idx, void *value, size_t bytes, int failed)
 {
-    slot *s = &m->slots[idx];
+    slot *s = slot_at(m, idx);
     s->value = value;
     s->bytes = bytes;
     /* seq_cst: a consumer asleep for this slot wakes (sync.c's protocol:
@@ -878,8 +915,8 @@ static int work_run(sf_job *job)
             want = (int)may_start;
         for (n = 0; n < want && m->ready.len; n++) {
             idx[n] = fifo_pop(m, &m->ready);
-            values[n] = m->slots[idx[n]].value;
-            m->slots[idx[n]].state = SLOT_RUNNING;
+            values[n] = slot_at(m, idx[n])->value;
+            slot_at(m, idx[n])->state = SLOT_RUNNING;
         }
         m->in_work += (size_t)n;
         if (n == 0 && m->ready.len)
@@ -958,7 +995,9 @@ static const sf__shutdown_listener_ops shutdown_listener_ops = {
 
 static void map_free_arrays(sf_map *m)
 {
-    free(m->slots);
+    for (size_t p = 0; p < m->slots_made / SLOT_PAGE; p++)
+        free(m->slot_pages[p]);
+    free(m->slot_pages);
     free(m->free_stack);
     free(m->seq_slot);
     free(m->ready.buf);
@@ -982,9 +1021,9 @@ static void map_unref(sf_map *m)
     if (refs != 1)
         return;
     sf__pool_unlisten(m->pool, &m->listener);
-    for (i = 0; i < m->cap; i++)
-        if (m->slots[i].value)
-            m->ops.discard(m->ctx, m->slots[i].value);
+    for (i = 0; i < m->slots_made; i++)
+        if (slot_at(m, i)->value)
+            m->ops.discard(m->ctx, slot_at(m, i)->value);
     if (m->input_error)
         m->ops.discard(m->ctx, m->input_error);
     if (m->ops.destroy)
@@ -998,7 +1037,6 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
                   const sf_map_options *options)
 {
     sf_map *m;
-    size_t i;
     unsigned j;
     int rc;
 
@@ -1031,22 +1069,21 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
         free(m);
         return -EINVAL;
     }
-    m->slots = calloc(m->cap, sizeof *m->slots);
+    if (m->cap % SLOT_PAGE) /* whole pages: the last one's extra slots are never acquired */
+        m->cap += SLOT_PAGE - m->cap % SLOT_PAGE;
+    m->slot_pages = calloc(m->cap / SLOT_PAGE, sizeof *m->slot_pages);
     m->free_stack = malloc(m->cap * sizeof *m->free_stack);
     m->seq_slot = malloc(m->cap * sizeof *m->seq_slot);
     m->ready.buf = malloc(m->cap * sizeof *m->ready.buf);
     m->done.buf = malloc(m->cap * sizeof *m->done.buf);
     m->spill = malloc((m->cap + SPILL_SLACK) * sizeof *m->spill);
     m->jobs = calloc(m->max_jobs, sizeof *m->jobs);
-    if (!m->slots || !m->free_stack || !m->seq_slot || !m->ready.buf || !m->done.buf ||
+    if (!m->slot_pages || !m->free_stack || !m->seq_slot || !m->ready.buf || !m->done.buf ||
         !m->spill || !m->jobs) {
         map_free_arrays(m);
         free(m);
         return -ENOMEM;
     }
-    for (i = 0; i < m->cap; i++)
-        m->free_stack[i] = (uint32_t)(m->cap - 1 - i); /* pop gives slot 0 first */
-    m->nfree = m->cap;
     /* a batch op may extend its batch (sf_batch_extend) to keep a pipeline
      * full; a few batches' worth, so a job still yields now and then */
     m->batch_cap = m->max_batch * (ops->work_batch ? BATCH_EXTENSIONS : 1);
@@ -1110,7 +1147,7 @@ static long takeable(sf_map *m)
     if (m->taken == m->pulled)
         return -1;
     uint32_t idx = m->seq_slot[m->taken % m->cap];
-    return m->slots[idx].state >= SLOT_SHOWN_OK ? (long)idx : -1;
+    return slot_at(m, idx)->state >= SLOT_SHOWN_OK ? (long)idx : -1;
 }
 
 /* What the consumer gets from a takeable slot (takeable() only returns
@@ -1122,13 +1159,13 @@ static const int slot_outcome[] = {[SLOT_SHOWN_OK] = SF_RESULT, [SLOT_SHOWN_ERRO
 /* map->mu held: take the finished slot idx for the consumer. */
 static int take_slot(sf_map *m, long idx, void **value)
 {
-    unsigned char state = m->slots[idx].state;
+    unsigned char state = slot_at(m, idx)->state;
     int rc = slot_outcome[state];
-    *value = m->slots[idx].value;
+    *value = slot_at(m, idx)->value;
     if (state == SLOT_SHOWN_OK || state == SLOT_SHOWN_ERROR) {
         /* its worker has yet to publish it: that frees the slot */
-        m->slots[idx].value = NULL;
-        m->slots[idx].state = SLOT_SHOWN_TAKEN;
+        slot_at(m, idx)->value = NULL;
+        slot_at(m, idx)->state = SLOT_SHOWN_TAKEN;
         m->taken++;
         return rc;
     }
@@ -1154,7 +1191,7 @@ static int take_ahead(sf_map *m, void **values, unsigned char *failed, int max)
         long idx = takeable(m);
         if (idx < 0)
             break;
-        const slot *s = &m->slots[idx];
+        const slot *s = slot_at(m, idx);
         int outcome = slot_outcome[s->state];
         if (outcome != SF_RESULT && outcome != SF_ERROR)
             break;
@@ -1239,8 +1276,8 @@ int sf_map_next_many(sf_map *m, void **value, int64_t deadline_ns, void **more,
 static void drop_finished(sf_map *m, trash *t)
 {
     size_t i;
-    for (i = 0; i < m->cap; i++) {
-        slot *s = &m->slots[i];
+    for (i = 0; i < m->slots_made; i++) {
+        slot *s = slot_at(m, i);
         if (s->state >= SLOT_DONE_OK) { /* a shown one: its worker's publish discards it */
             trash_add(m, t, s->value);
             release_slot(m, (uint32_t)i);
@@ -1265,7 +1302,7 @@ void sf_map_cancel(sf_map *m)
         m->input_state = INPUT_STOPPED;
     while (m->ready.len) {
         uint32_t idx = fifo_pop(m, &m->ready);
-        give_up_item(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t); /* drained: freed */
+        give_up_item(m, idx, slot_at(m, idx)->value, SLOT_CANCELLED, &t); /* drained: freed */
     }
     drop_finished(m, &t);
     sf__unlock(&m->mu);
@@ -1324,7 +1361,7 @@ static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int
         m->cancelled = 1;
         while (m->ready.len) {
             uint32_t idx = fifo_pop(m, &m->ready);
-            give_up_item(m, idx, m->slots[idx].value, SLOT_CANCELLED, &t);
+            give_up_item(m, idx, slot_at(m, idx)->value, SLOT_CANCELLED, &t);
         }
     }
     sf__unlock(&m->mu);

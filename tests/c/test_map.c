@@ -1080,6 +1080,33 @@ TEST(map_never_blocking_input_is_pulled_in_bursts_within_the_window)
     CHECK_EQ(f.bound_violations, 0);
 }
 
+TEST(map_window_of_several_slot_pages_made_as_it_fills_is_still_exact)
+{
+    /* 700 slots: two whole pages of slots and part of a third, made as
+     * the window first needs them; the window stays 700, not 768 */
+    for (int never_blocks = 0; never_blocks < 2; never_blocks++) {
+        feed f = {.limit = 5000, .fail_input_at = -1, .use_gate = 1};
+        sf_pool *pool = make_pool(3);
+        sf_map *m = start_with(pool, &f, &ops,
+                               (sf_map_options){.window = 700, .pull_never_blocks = never_blocks});
+        void *v;
+        while (atomic_load(&f.pulled) < 700)
+            usleep(100);
+        usleep(20000); /* nothing finishes while the gate is shut: no more is pulled */
+        CHECK_EQ(atomic_load(&f.pulled), 700);
+        atomic_store(&f.gate, 1);
+        for (long i = 1; i <= 5000; i++) {
+            CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+            CHECK_EQ((intptr_t)v, i * 10);
+        }
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+        sf_map_close(m);
+        sf_pool_destroy(pool);
+        CHECK_EQ(f.bound_violations, 0);
+        CHECK(atomic_load(&f.most_outstanding) <= 700);
+    }
+}
+
 TEST(map_never_blocking_input_error_and_end_inside_a_burst)
 {
     for (int fail = 0; fail < 2; fail++) {
