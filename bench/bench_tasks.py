@@ -84,3 +84,32 @@ def crash_at_item_100(x):
         os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(0.005)
     return x
+
+
+class Blob:
+    """A result that counts itself alive in the process that holds it: a
+    worker process's result is made again by unpickling in the parent."""
+
+    made, gone, alive_when_made = [], [], []
+
+    def __init__(self, payload):
+        self.payload = payload
+        Blob.made.append(1)
+        Blob.alive_when_made.append(len(Blob.made) - len(Blob.gone))
+
+    def __reduce__(self):
+        return (Blob, (self.payload,))
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + len(self.payload)
+
+    def __del__(self):
+        Blob.gone.append(1)
+
+    @classmethod
+    def reset(cls):
+        cls.made, cls.gone, cls.alive_when_made = [], [], []
+
+
+def blob_16mib(i):
+    return Blob(bytes(16 * 1024 * 1024))

@@ -6,7 +6,9 @@ run:
    10000) and vs the stdlib's thread map;
 2. 16 MiB results, 4 workers, a consumer that pauses 3 s after its fifth:
    the peak count of live results, at defaults and with the old fixed
-   window (buffersize=128, 32 per worker);
+   window (buffersize=128, 32 per worker); the same on a process pool, at
+   defaults and without its result budget (result_memory=None: the window
+   of 4096 per worker alone);
 3. seed 002 (a worker returning a list of floats, 3 workers; 20 jobs of
    10**6 floats where the seed has 50 of 10**7): peak RSS at defaults vs
    the stdlib's generator recipe from the seed, each in a fresh process.
@@ -29,6 +31,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import streamfutures as sf  # noqa: E402
+from bench_tasks import Blob, blob_16mib  # noqa: E402
 from common import best_of, line  # noqa: E402
 
 THREADS = 6
@@ -36,6 +39,7 @@ TRIVIAL_ITEMS = 300_000
 STDLIB_ITEMS = 30_000
 BIG = 16 * 1024 * 1024
 SEED002_JOBS, SEED002_FLOATS = 20, 1_000_000
+PROCESS_BIG_ITEMS = 60
 
 
 def identity(x):
@@ -95,12 +99,28 @@ def peak_live_results(**map_kwargs):
     return max(Result.alive_when_made)
 
 
+def peak_live_process_results(**executor_kwargs):
+    Blob.reset()
+    with sf.ProcessPoolExecutor(4, **executor_kwargs) as ex:
+        for k, result in enumerate(ex.map(blob_16mib, range(PROCESS_BIG_ITEMS))):
+            del result
+            if k == 4:
+                time.sleep(3)
+    return max(Blob.alive_when_made)
+
+
 def big_results():
     adaptive = peak_live_results()
     fixed = peak_live_results(buffersize=128)
+    process = peak_live_process_results()
+    process_unbudgeted = peak_live_process_results(result_memory=None)
     line("16 MiB results, pause after 5: peak live at defaults", adaptive, "results")
     line("the same with the old window (buffersize=128)", fixed, "results")
-    return {"window_big_peak_live": adaptive, "window_big_peak_live_fixed128": fixed}
+    line("the same on 4 processes (%d items), defaults" % PROCESS_BIG_ITEMS, process, "results")
+    line("the same, no result budget (4096 per worker)", process_unbudgeted, "results")
+    return {"window_big_peak_live": adaptive, "window_big_peak_live_fixed128": fixed,
+            "window_big_peak_live_process": process,
+            "window_big_peak_live_process_unbudgeted": process_unbudgeted}
 
 
 def seed002_worker(n):

@@ -169,9 +169,11 @@ typedef struct sf_map_ops {
      * worker process), calling sf_batch_done for each item as it finishes,
      * in any order.  Items never marked done count as cancelled. */
     void (*work_batch)(void *ctx, sf_batch *batch);
-    /* Optional, with work: what a result costs to hold, in bytes, for an
-     * adaptive window's budget (sf_map_options.result_budget).  Called on
-     * the worker right after a work that succeeded, with no lock held. */
+    /* Optional: what a result costs to hold, in bytes, for an adaptive
+     * window's budget (sf_map_options.result_budget).  Called with no lock
+     * held: with work, on the worker right after a work that succeeded;
+     * with work_batch, for each item published as succeeded, inside
+     * sf_batch_done* (on the op's thread, before the map's lock). */
     size_t (*result_bytes)(void *ctx, const void *value);
 } sf_map_ops;
 
@@ -222,7 +224,9 @@ typedef struct sf_map_options {
      * per worker): it doubles while results are small and shrinks so the
      * finished results held for the consumer stay within result_budget
      * bytes (by ops.result_bytes; 0: no byte bound, it grows to window_max).
-     * The items acquired never exceed the window of the moment. */
+     * window_max == window with a result_budget: it starts at its largest
+     * and only shrinks for the budget.  The items acquired never exceed
+     * the window of the moment. */
     size_t window_min;
     size_t window_max;
     size_t result_budget;

@@ -94,6 +94,7 @@ class ProcessPoolExecutor(Executor):
         initargs: tuple[Any, ...] = (),
         *,
         max_tasks_per_child: int | None = None,
+        result_memory: int | None = ...,
     ) -> None: ...
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
     def submit_with_timeout(

@@ -16,6 +16,17 @@ def check_buffersize(buffersize):
     return buffersize
 
 
+def check_result_memory(result_memory):
+    """The executors' result_memory: bytes (> 0), or None for no byte
+    bound; returns the engine's budget (0: none)."""
+    if result_memory is not None and (
+            not isinstance(result_memory, int) or isinstance(result_memory, bool)):
+        raise TypeError("result_memory must be an int (bytes) or None")
+    if result_memory is not None and result_memory <= 0:
+        raise ValueError("result_memory must be > 0 or None")
+    return result_memory or 0
+
+
 def map_arguments(iterables, buffersize, default_window):
     """(iterator, star, window, stop_when_dropped) for the engine's map: one
     iterable is read as it is, several are zipped and their items spread as

@@ -21,7 +21,7 @@ from . import _engine, _progress, _remote, _start_method, _unguarded_main
 from . import thread as _thread
 from ._remote import WorkerCrashedError
 from ._unguarded_main import UnguardedMainError
-from ._validate import DEFAULT, map_arguments
+from ._validate import DEFAULT, check_result_memory, map_arguments
 
 #: map()'s default window is this many items per worker process: batches
 #: of tiny tasks are then large enough to amortise a message, and two
@@ -298,7 +298,7 @@ class ProcessPoolExecutor(_base.Executor):
     _counter = itertools.count().__next__
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), *,
-                 max_tasks_per_child=None):
+                 max_tasks_per_child=None, result_memory=_thread.DEFAULT_RESULT_MEMORY):
         _unguarded_main.refuse_while_bootstrapping()
         if max_workers is None:
             max_workers = _cpu_count() or 1
@@ -326,6 +326,7 @@ class ProcessPoolExecutor(_base.Executor):
                     " the 'fork' multiprocessing start method;"
                     " supply a different mp_context."
                 )
+        self._result_memory = check_result_memory(result_memory)
         self._max_workers = max_workers
         self._initializer = initializer
         self._initargs = initargs
@@ -359,7 +360,9 @@ class ProcessPoolExecutor(_base.Executor):
         times (results still come back one by one as they finish); an
         integer sends exactly that many items per batch.  At most
         ``buffersize`` items are acquired and not yet yielded (default:
-        4096 per worker; None means no bound).  An exception from fn is
+        4096 per worker, fewer while the results waiting for the consumer
+        would exceed the executor's ``result_memory`` bytes, as
+        sys.getsizeof counts them; None means no bound).  An exception from fn is
         raised at its item's position with the worker's traceback as its
         __cause__, and the iteration goes on.  ``task_timeout`` stops an
         item that runs longer (TimeoutError at its position).  Dropped
@@ -372,8 +375,11 @@ class ProcessPoolExecutor(_base.Executor):
         def start():
             iterator, star, window, stop_when_dropped = map_arguments(
                 iterables, buffersize, per_worker * self._max_workers)
+            # the default window only shrinks, for the results' budget
+            window_max = window if buffersize is DEFAULT else 0
             return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
-                                  stop_when_dropped, chunksize or 0, task_timeout)
+                                  stop_when_dropped, chunksize or 0, task_timeout,
+                                  window_max, self._result_memory)
 
         return _progress.map_with_progress(progress, fn, iterables, start)
 

@@ -10,7 +10,7 @@ import weakref
 from concurrent.futures import _base
 
 from . import _engine, _progress
-from ._validate import DEFAULT, MAX_WINDOW, map_arguments
+from ._validate import DEFAULT, MAX_WINDOW, check_result_memory, map_arguments
 
 #: map()'s default window adapts (src/core/window.c).  It starts at this
 #: many items per worker thread: enough to keep every worker busy while the
@@ -74,12 +74,7 @@ class ThreadPoolExecutor(_base.Executor):
             raise ValueError("max_workers must be greater than 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
-        if result_memory is not None and (
-                not isinstance(result_memory, int) or isinstance(result_memory, bool)):
-            raise TypeError("result_memory must be an int (bytes) or None")
-        if result_memory is not None and result_memory <= 0:
-            raise ValueError("result_memory must be > 0 or None")
-        self._result_memory = result_memory or 0
+        self._result_memory = check_result_memory(result_memory)
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix or (
             "ThreadPoolExecutor-%d" % self._counter()

@@ -743,6 +743,11 @@ static int publish_many(sf_batch *b, const int *indices, const int *failed, int 
         b->failed[i] = failed[k];
     }
     b->finished += n;
+    /* (work_each measured its own; a window without a budget needs none) */
+    if (m->ops.result_bytes && m->ops.work_batch && m->bounded && m->win.budget)
+        for (int k = 0; k < n; k++)
+            if (!failed[k])
+                b->bytes[indices[k]] = m->ops.result_bytes(m->ctx, b->values[indices[k]]);
     sf__lock(&m->mu);
     for (int k = 0; k < n; k++)
         freed |= publish(m, b->idx, b->values, b->failed, b->bytes, indices[k], indices[k] + 1, &t);
@@ -1046,7 +1051,9 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     if (!m)
         return -ENOMEM;
     m->bounded = options->window != SF_WINDOW_UNBOUNDED;
-    int adaptive = m->bounded && options->window_max > options->window;
+    /* window_max == window with a budget: a window that only shrinks */
+    int adaptive = m->bounded && (options->window_max > options->window ||
+                                  (options->window_max == options->window && options->result_budget));
     m->cap = !m->bounded ? UNBOUNDED_START : adaptive ? options->window_max : options->window;
     if (m->cap > UINT32_MAX || (adaptive && options->window_min > options->window)) {
         free(m);

@@ -172,7 +172,8 @@ static const sf_map_ops python_map_ops = {.pull = ctx_pull,
 static const sf_map_ops process_map_ops = {.pull = ctx_pull,
                                            .discard = ctx_discard,
                                            .destroy = ctx_destroy,
-                                           .work_batch = sfpy_process_map_batch};
+                                           .work_batch = sfpy_process_map_batch,
+                                           .result_bytes = sfpy_result_bytes};
 
 PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *pool,
                             const sfpy_map_request *rq)
@@ -213,7 +214,9 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     sf_map_options options = {.window = rq->window > 0 ? (size_t)rq->window : SF_WINDOW_UNBOUNDED,
                               .unordered = rq->unordered,
                               .pull_never_blocks = never_blocks(rq->iterator)};
-    if (rq->window > 0 && rq->window_max > rq->window) {
+    /* adaptive (threads: window_max > window), or only shrinking for the
+     * results' budget (processes: window_max == window) */
+    if (rq->window > 0 && rq->window_max >= rq->window) {
         options.window_max = (size_t)rq->window_max;
         options.result_budget = rq->result_budget > 0 ? (size_t)rq->result_budget : 0;
     }

@@ -168,27 +168,35 @@ TEST(map_adaptive_window_grows_on_small_results_up_to_its_max)
     CHECK_EQ(f.destroyed, 1);
 }
 
-TEST(map_adaptive_window_keeps_held_results_within_the_byte_budget)
+/* Results of 1000 bytes, a budget of 10 of them: while the consumer pauses
+ * after its fifth, and all along, no more than the budget's worth is made
+ * ahead of it. */
+static void check_results_within_a_budget_of_ten(sf_map *m, feed *f, int *failed_)
 {
-    /* results of 1000 bytes, a budget of 10 of them, 4 workers: while the
-     * consumer pauses, no more than the budget's worth is made */
-    feed f = {.limit = 2000, .fail_input_at = -1, .result_bytes = 1000};
-    sf_pool *pool = make_pool(4);
-    sf_map *m = start_adaptive(pool, &f, 64, 1024, 10000);
     void *v;
     for (long i = 1; i <= 5; i++) {
         CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
         CHECK_EQ((intptr_t)v, i * 10);
     }
     usleep(50000);
-    long made = atomic_load(&f.worked) - 5;
+    long made = atomic_load(&f->worked) - 5;
     CHECK(made >= 1 && made <= 11);
-    for (long i = 6; i <= 2000; i++) {
+    for (long i = 6; i <= f->limit; i++) {
         CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
         CHECK_EQ((intptr_t)v, i * 10);
-        CHECK(atomic_load(&f.worked) - i <= 11);
+        CHECK(atomic_load(&f->worked) - i <= 11);
     }
     CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+}
+
+TEST(map_adaptive_window_keeps_held_results_within_the_byte_budget)
+{
+    feed f = {.limit = 2000, .fail_input_at = -1, .result_bytes = 1000};
+    sf_pool *pool = make_pool(4);
+    sf_map *m = start_adaptive(pool, &f, 64, 1024, 10000);
+    check_results_within_a_budget_of_ten(m, &f, failed_);
+    if (*failed_)
+        return;
     sf_map_close(m);
     sf_pool_destroy(pool);
     CHECK_EQ(f.pulled, 2000);
@@ -818,6 +826,36 @@ TEST(map_work_batch_publishes_each_item_in_input_order)
     CHECK(atomic_load(&biggest_batch) > 1); /* cheap items were batched */
     CHECK_EQ(f.worked, 2999);
     CHECK_EQ(f.discarded, 1); /* item 13 */
+    CHECK_EQ(f.bound_violations, 0);
+}
+
+static void forward_batch(void *ctx, sf_batch *batch)
+{
+    feed *f = ctx;
+    void **values = sf_batch_values(batch);
+    for (int i = 0; i < sf_batch_size(batch); i++)
+        if (sf_batch_done(batch, i, feed_work(f, &values[i])))
+            return;
+}
+
+TEST(map_a_window_that_only_shrinks_keeps_a_batch_ops_results_within_the_budget)
+{
+    /* window_max == window with a budget: it starts at its largest; a
+     * batch op's results are measured as it publishes them (results of
+     * 1000 bytes, a budget of 10 of them) */
+    sf_map_ops batch_ops = {.pull = feed_pull, .discard = feed_discard, .destroy = feed_destroy,
+                            .work_batch = forward_batch, .result_bytes = feed_result_bytes};
+    feed f = {.limit = 2000, .fail_input_at = -1, .result_bytes = 1000};
+    sf_pool *pool = make_pool(4);
+    sf_map *m = start_with(pool, &f, &batch_ops,
+                           (sf_map_options){.window = 1024, .window_max = 1024,
+                                            .result_budget = 10000});
+    check_results_within_a_budget_of_ten(m, &f, failed_);
+    if (*failed_)
+        return;
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    CHECK_EQ(f.worked, 2000);
     CHECK_EQ(f.bound_violations, 0);
 }
 

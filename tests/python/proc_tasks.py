@@ -231,3 +231,25 @@ def reported_outcomes(results):
             return got
         except Exception as e:
             got.append("%s: %s" % (type(e).__name__, e))
+
+
+class ClaimsSize:
+    """A result that claims `size` bytes (its __sizeof__) without taking
+    them, and counts how many of its kind the process holding it made:
+    a worker's result is made again in the parent, by unpickling."""
+
+    made = []
+
+    def __init__(self, size):
+        self.size = size
+        ClaimsSize.made.append(1)
+
+    def __reduce__(self):
+        return (ClaimsSize, (self.size,))
+
+    def __sizeof__(self):
+        return self.size
+
+
+def claims_size(size):
+    return ClaimsSize(size)

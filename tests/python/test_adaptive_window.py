@@ -2,6 +2,8 @@
 (src/core/window.c): it grows while results are small, shrinks so the
 results held for the consumer stay within result_memory bytes (as
 sys.getsizeof counts them), and an explicit buffersize is still exact.
+A process map's default window starts at its largest and only shrinks,
+for the same budget.
 Results here count themselves; nothing is measured as RSS."""
 import itertools
 import time
@@ -10,6 +12,7 @@ import pytest
 
 import streamfutures as sf
 from streamfutures import _engine
+import proc_tasks
 from conftest import FREE_THREADED, CountingInput, wait_until
 
 MiB = 1024 * 1024
@@ -126,26 +129,33 @@ def test_an_explicit_buffersize_takes_nothing_ahead():
         it.close()
 
 
+def held_while_pausing(results, made, is_expected=None):
+    """Take every result, pausing after the fifth long enough for the
+    workers to fill any window: the peak of results made (len(made)) and
+    not yet taken, each checked by is_expected."""
+    held_peak = taken = 0
+    for k, result in enumerate(results):
+        held_peak = max(held_peak, len(made) - taken)
+        taken += 1
+        assert is_expected is None or is_expected(result)
+        del result
+        if k == 4:
+            time.sleep(0.3)
+            held_peak = max(held_peak, len(made) - taken)
+    return held_peak
+
+
 def peak_held(count, make, executor=None, is_expected=None, **map_kwargs):
-    """Four workers each return make(); the consumer pauses after its fifth,
-    long enough for the workers to fill any window.  The peak of results
-    made and not yet taken by the consumer (each checked by is_expected)."""
-    made, taken = [], 0
-    held_peak = 0
+    """held_while_pausing when four threads each return make()."""
+    made = []
 
     def work(i):
         made.append(1)
         return make()
 
     with sf.ThreadPoolExecutor(4, **(executor or {})) as ex:
-        for k, result in enumerate(ex.map(work, range(count), **map_kwargs)):
-            held_peak = max(held_peak, len(made) - taken)
-            taken += 1
-            assert is_expected is None or is_expected(result)
-            del result
-            if k == 4:
-                time.sleep(0.3)
-                held_peak = max(held_peak, len(made) - taken)
+        held_peak = held_while_pausing(ex.map(work, range(count), **map_kwargs), made,
+                                       is_expected)
     assert len(made) == count
     return held_peak
 
@@ -227,11 +237,34 @@ def test_a_result_whose_sizeof_raises_is_counted_and_the_map_goes_on():
         assert list(ex.map(identity, range(10))) == list(range(10))
 
 
+def process_held_peak(count, size, executor=None, **map_kwargs):
+    """held_while_pausing when two processes return results of `size`
+    (made again in the parent, by unpickling)."""
+    proc_tasks.ClaimsSize.made = made = []
+    with sf.ProcessPoolExecutor(2, **(executor or {})) as ex:
+        held_peak = held_while_pausing(
+            ex.map(proc_tasks.claims_size, [size] * count, **map_kwargs), made,
+            lambda result: result.size == size)
+    assert len(made) == count
+    return held_peak
+
+
+def test_a_process_maps_default_window_shrinks_to_its_result_memory():
+    # 256 MiB of 16 MiB results: 16 held, plus what the workers are making
+    assert 5 <= process_held_peak(300, 16 * MiB) <= 20
+    assert 4 <= process_held_peak(300, 16 * MiB, executor={"result_memory": 64 * MiB}) <= 13
+    # no budget: the window of 4096 per worker alone lets them pile up
+    assert process_held_peak(300, 16 * MiB, executor={"result_memory": None}) >= 100
+    # an explicit buffersize is exactly that many, whatever the results cost
+    assert process_held_peak(300, 16 * MiB, buffersize=128) >= 100
+
+
+@pytest.mark.parametrize("executor", [sf.ThreadPoolExecutor, sf.ProcessPoolExecutor])
 @pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError),
                                         (1.5, TypeError), ("1", TypeError)])
-def test_result_memory_is_validated(bad, error):
+def test_result_memory_is_validated(executor, bad, error):
     with pytest.raises(error, match="result_memory"):
-        sf.ThreadPoolExecutor(2, result_memory=bad)
+        executor(2, result_memory=bad)
 
 
 @pytest.mark.parametrize("make", [lambda: bytearray(4 * MiB), lambda: bytes(4 * MiB),
