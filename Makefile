@@ -14,7 +14,7 @@ CORE_SRC = $(wildcard src/core/*.c)
 CORE_HDR = $(wildcard include/*.h src/core/*.h)
 TEST_SRC = $(wildcard tests/c/*.c)
 
-.PHONY: all lib c-test sanitize asan tsan venv ext py-test py-test-ft tsan-ft bench-ft test demo bench bench-peers example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform typecheck
+.PHONY: all lib c-test sanitize asan tsan venv ext py-test py-test-ft tsan-ft tsan-ft-quick bench-ft test demo bench bench-peers example layers clean fuzz fuzz-quick stress stress-quick install install-test check-exports check-platform typecheck
 
 all: lib ext
 
@@ -199,9 +199,10 @@ py-test-ft: $(FT_VENV)/.stamp
 # report makes the run exit 66; the only suppressions are CPython's own
 # (its Tools/tsan/suppressions_free_threading.txt, for races inside it) and
 # tests/tsan_ft_suppressions.txt (each report inside CPython, with its
-# reason).  -s: a passing test's reports are shown too.  About 3 minutes on
-# 2 cores once the TSan CPython is built; not in `make test` (README says
-# what it reports).
+# reason).  -s: a passing test's reports are shown too.  About 2 minutes on
+# 2 cores once the TSan CPython is built.  `make test` runs tsan-ft-quick:
+# the tests that hammer one object from many threads and the tee/fanout
+# ones (one input's exception raised in several readers at once).
 FT_TSAN_VENV ?= .venv-3.13t-tsan
 FT_TSAN_TESTS = tests/python/test_free_threading.py tests/python/test_tee.py \
     tests/python/test_fanout.py tests/python/test_map.py tests/python/test_stream.py
@@ -222,6 +223,11 @@ tsan-ft: $(FT_TSAN_VENV)/.stamp
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/build/tsan-ft/suppressions.txt" \
 	    $(FT_TSAN_VENV)/bin/python -P -m pytest -q -s -p no:cacheprovider $(FT_TSAN_TESTS)
 
+FT_TSAN_QUICK_TESTS = tests/python/test_free_threading.py tests/python/test_tee.py \
+    tests/python/test_fanout.py
+tsan-ft-quick:
+	$(MAKE) tsan-ft FT_TSAN_TESTS="$(FT_TSAN_QUICK_TESTS)"
+
 bench-ft: ext $(FT_VENV)/.stamp
 	STREAMFUTURES_WERROR=1 $(FT_VENV)/bin/python setup.py -q build_ext --inplace
 	$(FT_VENV)/bin/python bench/bench_freethreading.py --beside $(VPY)
@@ -230,7 +236,7 @@ bench-ft: ext $(FT_VENV)/.stamp
 layers:
 	$(PYTHON) tests/check_layers.py
 
-test: layers c-test sanitize example check-exports check-platform install-test typecheck fuzz-quick py-test stress-quick py-test-ft
+test: layers c-test sanitize example check-exports check-platform install-test typecheck fuzz-quick py-test stress-quick py-test-ft tsan-ft-quick
 
 demo: ext
 	$(VPY) examples/seed000_demo.py
