@@ -31,6 +31,8 @@ typedef struct feed {
     sf_map *_Atomic map;
     _Atomic long pulled, worked, discarded, destroyed, bound_violations;
     _Atomic long input_errors_discarded;
+    long rendezvous;     /* items 1..rendezvous each wait until that many run at once */
+    _Atomic long running, met;
     _Atomic long first_pull_outstanding; /* slots reserved when pulling began */
     _Atomic long most_outstanding;       /* the most slots reserved at any pull */
 } feed;
@@ -72,6 +74,14 @@ static int feed_work(void *ctx, void **value)
         usleep(50);
     if (f->work_sleep_us)
         usleep((useconds_t)f->work_sleep_us);
+    if (item <= f->rendezvous) {
+        atomic_fetch_add(&f->running, 1);
+        for (int waited_ms = 0; atomic_load(&f->running) < f->rendezvous && waited_ms < 5000;
+             waited_ms++)
+            usleep(1000);
+        if (atomic_load(&f->running) >= f->rendezvous)
+            atomic_fetch_add(&f->met, 1);
+    }
     atomic_fetch_add(&f->worked, 1);
     if (f->fail_work_mod && item % f->fail_work_mod == 0) {
         *value = (void *)-item;
@@ -1142,6 +1152,29 @@ TEST(map_window_of_several_slot_pages_made_as_it_fills_is_still_exact)
         sf_pool_destroy(pool);
         CHECK_EQ(f.bound_violations, 0);
         CHECK(atomic_load(&f.most_outstanding) <= 700);
+    }
+}
+
+TEST(map_slow_items_reach_every_worker_at_once)
+{
+    /* one work job at a time is on its way to a worker, and each posts
+     * the next as it starts: items that each wait for all the others
+     * still all run at once, whether the input came in one burst or one
+     * by one */
+    for (int never_blocks = 0; never_blocks < 2; never_blocks++) {
+        feed f = {.limit = 200, .fail_input_at = -1, .rendezvous = 6};
+        sf_pool *pool = make_pool(6);
+        sf_map *m = start_with(pool, &f, &ops,
+                               (sf_map_options){.window = 64, .pull_never_blocks = never_blocks});
+        void *v;
+        for (long i = 1; i <= 200; i++) {
+            CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
+            CHECK_EQ((intptr_t)v, i * 10);
+        }
+        CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
+        sf_map_close(m);
+        sf_pool_destroy(pool);
+        CHECK_EQ(atomic_load(&f.met), 6); /* none gave up waiting for the others */
     }
 }
 
