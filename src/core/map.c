@@ -26,14 +26,14 @@
  * short map on a large window makes one page) and never move; the index
  * arrays (free stack, FIFOs, seq mapping) are allocated once, at the
  * window's largest, and touched only as far as they are used; only
- * buffersize=None (unbounded) grows them, doubling.  How many slots may be held now is the
- * window's policy (window.c): a fixed size, or one that follows the
- * results' cost in bytes (ops.result_bytes, measured on the worker and
- * counted when published); a worker claims no more items than the budget
- * left holds (in_work counts those claimed and not finished).  An embedder
- * may take a whole claimed batch at once (ops.work_batch, for pipelining to
- * a process); each item is still published the moment sf_batch_done says
- * it finished.
+ * buffersize=None (unbounded) grows them, doubling.  How many slots may be
+ * held now is the window's policy (window.c): a fixed size, or one that
+ * follows the results' cost in bytes (ops.result_bytes, measured on the
+ * worker and counted when published); a worker claims no more items than
+ * the budget left holds (in_work counts those claimed and not finished).
+ * An embedder may take a whole claimed batch at once (ops.work_batch, for
+ * pipelining to a process); each item is still published the moment
+ * sf_batch_done says it finished.
  *
  * Invariants (under map->mu):
  *   held + pulling <= cap, and held <= the window's limit when it was
@@ -221,12 +221,13 @@ static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
 
 static void release_slot(sf_map *m, uint32_t idx)
 {
-    assert(m->held > 0 && m->nfree < m->slots_made && slot_at(m, idx)->state != SLOT_FREE);
+    slot *s = slot_at(m, idx);
+    assert(m->held > 0 && m->nfree < m->slots_made && s->state != SLOT_FREE);
     if (m->bounded)
-        sf__window_result_released(&m->win, slot_at(m, idx)->bytes);
-    slot_at(m, idx)->bytes = 0;
-    slot_at(m, idx)->value = NULL;
-    slot_at(m, idx)->state = SLOT_FREE;
+        sf__window_result_released(&m->win, s->bytes);
+    s->bytes = 0;
+    s->value = NULL;
+    s->state = SLOT_FREE;
     m->free_stack[m->nfree++] = idx;
     m->held--;
 }
@@ -245,8 +246,9 @@ static void give_up_item(sf_map *m, uint32_t idx, void *value, enum slot_state w
         release_slot(m, idx);
         return;
     }
-    slot_at(m, idx)->value = NULL;
-    slot_at(m, idx)->state = (unsigned char)why;
+    slot *s = slot_at(m, idx);
+    s->value = NULL;
+    s->state = (unsigned char)why;
     if (m->unordered)
         fifo_push(m, &m->done, idx);
 }
@@ -512,9 +514,10 @@ static void accept_item(sf_map *m, void *item, trash *t)
     }
     assert(m->nfree > 0 && m->held < m->cap); /* a slot was made before pulling */
     uint32_t idx = m->free_stack[--m->nfree];
-    assert(slot_at(m, idx)->state == SLOT_FREE);
-    slot_at(m, idx)->value = item;
-    slot_at(m, idx)->state = SLOT_READY;
+    slot *s = slot_at(m, idx);
+    assert(s->state == SLOT_FREE);
+    s->value = item;
+    s->state = SLOT_READY;
     m->seq_slot[m->pulled % m->cap] = idx;
     m->pulled++;
     m->held++;
@@ -645,7 +648,8 @@ static int publish(sf_map *m, const uint32_t *idx, void *const *values, const in
     int freed = 0;
     for (int i = from; i < to; i++) {
         m->in_work--;
-        if (slot_at(m, idx[i])->state == SLOT_SHOWN_TAKEN) {
+        slot *s = slot_at(m, idx[i]);
+        if (s->state == SLOT_SHOWN_TAKEN) {
             /* the consumer has it already: count it, then free its slot */
             sf__window_result_held(&m->win, bytes[i]);
             release_slot(m, idx[i]);
@@ -658,11 +662,11 @@ static int publish(sf_map *m, const uint32_t *idx, void *const *values, const in
             continue;
         }
         if (m->bounded) {
-            slot_at(m, idx[i])->bytes = bytes[i];
+            s->bytes = bytes[i];
             sf__window_result_held(&m->win, bytes[i]);
         }
-        slot_at(m, idx[i])->value = values[i];
-        slot_at(m, idx[i])->state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
+        s->value = values[i];
+        s->state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
         if (m->unordered)
             fifo_push(m, &m->done, idx[i]);
     }
@@ -714,10 +718,11 @@ int sf_batch_extend(sf_batch *b, int max)
         for (; added < want && m->ready.len; added++) {
             int i = b->n + added;
             b->idx[i] = fifo_pop(m, &m->ready);
-            b->values[i] = slot_at(m, b->idx[i])->value;
+            slot *s = slot_at(m, b->idx[i]);
+            b->values[i] = s->value;
             b->done[i] = 0;
             b->bytes[i] = 0;
-            slot_at(m, b->idx[i])->state = SLOT_RUNNING;
+            s->state = SLOT_RUNNING;
         }
         b->n += added;
         m->in_work += (size_t)added;
@@ -920,8 +925,9 @@ static int work_run(sf_job *job)
             want = (int)may_start;
         for (n = 0; n < want && m->ready.len; n++) {
             idx[n] = fifo_pop(m, &m->ready);
-            values[n] = slot_at(m, idx[n])->value;
-            slot_at(m, idx[n])->state = SLOT_RUNNING;
+            slot *s = slot_at(m, idx[n]);
+            values[n] = s->value;
+            s->state = SLOT_RUNNING;
         }
         m->in_work += (size_t)n;
         if (n == 0 && m->ready.len)
@@ -1026,9 +1032,11 @@ static void map_unref(sf_map *m)
     if (refs != 1)
         return;
     sf__pool_unlisten(m->pool, &m->listener);
-    for (i = 0; i < m->slots_made; i++)
-        if (slot_at(m, i)->value)
-            m->ops.discard(m->ctx, slot_at(m, i)->value);
+    for (i = 0; i < m->slots_made; i++) {
+        void *value = slot_at(m, i)->value;
+        if (value)
+            m->ops.discard(m->ctx, value);
+    }
     if (m->input_error)
         m->ops.discard(m->ctx, m->input_error);
     if (m->ops.destroy)
@@ -1166,13 +1174,14 @@ static const int slot_outcome[] = {[SLOT_SHOWN_OK] = SF_RESULT, [SLOT_SHOWN_ERRO
 /* map->mu held: take the finished slot idx for the consumer. */
 static int take_slot(sf_map *m, long idx, void **value)
 {
-    unsigned char state = slot_at(m, idx)->state;
+    slot *s = slot_at(m, idx);
+    unsigned char state = s->state;
     int rc = slot_outcome[state];
-    *value = slot_at(m, idx)->value;
+    *value = s->value;
     if (state == SLOT_SHOWN_OK || state == SLOT_SHOWN_ERROR) {
         /* its worker has yet to publish it: that frees the slot */
-        slot_at(m, idx)->value = NULL;
-        slot_at(m, idx)->state = SLOT_SHOWN_TAKEN;
+        s->value = NULL;
+        s->state = SLOT_SHOWN_TAKEN;
         m->taken++;
         return rc;
     }
