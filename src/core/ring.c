@@ -20,7 +20,10 @@
  * slow input ends the turn after its first pull).  A reader that finds the
  * role taken spins briefly before it sleeps: the holder publishes within
  * a pull.  Readers load head with acquire order, so a slot is always
- * written before it is read.  A reader hands its item out borrowed and
+ * written before it is read; a reader keeps the head it last loaded and
+ * loads it again only once it has read up to it (a segment loaded later
+ * is never older, and still holds every position the reader has yet to
+ * read).  A reader hands its item out borrowed and
  * advances its cursor at its next call (or close), so the producer never
  * reuses a slot whose item a reader has yet to take; the previous item
  * of a reused slot is discarded by the producer after publishing.
@@ -55,11 +58,11 @@ static _Thread_local char this_thread_token;
 #define THIS_THREAD ((const void *)&this_thread_token)
 
 typedef struct reader {
-    _Atomic uint64_t cursor;             /* next position to read; CLOSED */
+    _Alignas(64) _Atomic uint64_t cursor; /* next position to read; CLOSED */
     _Atomic(const void *) last_thread;   /* the thread of its last read; NULL: never read */
+    uint64_t seen_head; /* the head it last loaded: below it, no shared load is needed */
     int lent;      /* the item at cursor was handed out; advance at the next call */
     int finished;  /* the end (or the input's error) was reported */
-    char pad[64 - sizeof(uint64_t) - sizeof(void *) - 2 * sizeof(int)];
 } reader;
 
 /* The slots.  An unbounded ring replaces a full segment by one twice its
@@ -72,6 +75,10 @@ typedef struct segment {
     void *slots[];
 } segment;
 
+/* Fields are grouped by who writes them how often, one cache line per
+ * group: head moves with every item, the role and the marks once per turn,
+ * the rest never after creation; a reader reading the ring sits in its
+ * own reader's line and the read-mostly ones. */
 struct sf_ring {
     sf_ring_ops ops;
     void *ctx;
@@ -80,14 +87,14 @@ struct sf_ring {
     unsigned fork_generation;
     _Atomic(segment *) seg;           /* replaced only by the producer */
     reader *readers;
-    _Atomic uint64_t head;            /* items published */
+    _Atomic size_t read_ahead;        /* most items one producer turn pulls */
+    _Alignas(64) _Atomic uint64_t head; /* items published */
+    _Alignas(64) _Atomic int cancelled;
     _Atomic int ended;                /* 0, SF_END or SF_INPUT_ERROR; set after the last head */
     void *error;                      /* the input's error value, with SF_INPUT_ERROR */
-    _Atomic(const void *) producer;   /* the thread pulling now; NULL: nobody */
-    _Atomic int cancelled;
     _Atomic uint64_t wake_at;         /* a reader waiting for space needs the min cursor here */
+    _Alignas(64) _Atomic(const void *) producer; /* the thread pulling now; NULL: nobody */
     _Atomic unsigned open_readers;
-    _Atomic size_t read_ahead;        /* most items one producer turn pulls */
     sf__event changed;
 };
 
@@ -95,7 +102,7 @@ struct sf_ring {
  * this long, checked every READ_AHEAD_CHECK_EVERY items (and after the
  * first): read-ahead is for inputs that answer at once. */
 #define READ_AHEAD_NS 20000
-#define READ_AHEAD_CHECK_EVERY 8
+#define READ_AHEAD_CHECK_EVERY 32
 
 /* A reader waiting on a full ring looks again this often: the laggards
  * publish their cursors without a full fence, so the crossing of the mark
@@ -111,7 +118,7 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
     int unbounded = capacity == SF_RING_UNBOUNDED;
     if (unbounded)
         capacity = 64; /* the first segment; it doubles when full */
-    sf_ring *ring = calloc(1, sizeof *ring);
+    sf_ring *ring = aligned_alloc(_Alignof(sf_ring), sizeof *ring);
     segment *seg = calloc(1, sizeof *seg + capacity * sizeof(void *));
     reader *slots_readers = aligned_alloc(64, sizeof(reader) * readers);
     if (!ring || !seg || !slots_readers) {
@@ -120,11 +127,13 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
         free(slots_readers);
         return -ENOMEM;
     }
+    memset(ring, 0, sizeof *ring);
     seg->capacity = capacity;
     ring->readers = slots_readers;
     for (unsigned i = 0; i < readers; i++) {
         atomic_init(&ring->readers[i].cursor, 0);
         atomic_init(&ring->readers[i].last_thread, NULL);
+        ring->readers[i].seen_head = 0;
         ring->readers[i].lent = 0;
         ring->readers[i].finished = 0;
     }
@@ -295,7 +304,11 @@ static int step(sf_ring *ring, reader *r, void **value)
         if (r->finished)
             return SF_END;
         uint64_t cursor = atomic_load_explicit(&r->cursor, memory_order_relaxed);
-        uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
+        /* head is loaded again only once the reader has caught up with
+         * the one it saw: the line it lives on changes with every item */
+        uint64_t head = r->seen_head;
+        if (cursor >= head)
+            r->seen_head = head = atomic_load_explicit(&ring->head, memory_order_acquire);
         if (cursor < head) {
             const segment *seg = atomic_load_explicit(&ring->seg, memory_order_acquire);
             *value = seg->slots[cursor % seg->capacity];
