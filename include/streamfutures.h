@@ -357,6 +357,15 @@ SF_API void sf_ring_read_ahead(sf_ring *ring, size_t items);
  * reader. */
 SF_API int sf_ring_next(sf_ring *ring, unsigned reader, void **value, int64_t deadline_ns);
 
+/* sf_ring_next, and with an item also up to max_more of the items already
+ * published behind it (*n_more says how many, in order), for a reader
+ * that hands a few out itself: one call then serves a run of items.  All
+ * of them are borrowed until the reader's next call or its close, and
+ * hold the ring until then, as the one item would (so a small capacity
+ * leaves the other readers less room ahead: keep max_more well below it). */
+SF_API int sf_ring_next_many(sf_ring *ring, unsigned reader, void **value, int64_t deadline_ns,
+                             void **more, size_t max_more, size_t *n_more);
+
 /* Sleep until sf_ring_next(reader) may have something to do: 0,
  * -ETIMEDOUT, -EINTR.  For an embedder that must drop a lock of its own
  * while waiting: poll with deadline 0, drop the lock, sf_ring_wait, retake

@@ -61,7 +61,7 @@ typedef struct reader {
     _Alignas(64) _Atomic uint64_t cursor; /* next position to read; CLOSED */
     _Atomic(const void *) last_thread;   /* the thread of its last read; NULL: never read */
     uint64_t seen_head; /* the head it last loaded: below it, no shared load is needed */
-    int lent;      /* the item at cursor was handed out; advance at the next call */
+    uint64_t lent; /* items from cursor on handed out; advance past them at the next call */
     int finished;  /* the end (or the input's error) was reported */
 } reader;
 
@@ -173,19 +173,21 @@ static uint64_t slowest_cursor(const sf_ring *ring, uint64_t head)
     return slowest;
 }
 
-/* The reader moves past the item it was lent; a full ring's waiter is woken
- * when this is the step that crosses its mark. */
+/* The reader moves past the items it was lent; a full ring's waiter is
+ * woken when this is the step that crosses its mark. */
 static void give_back_lent(sf_ring *ring, reader *r)
 {
     if (!r->lent)
         return;
+    uint64_t was = atomic_load_explicit(&r->cursor, memory_order_relaxed);
+    uint64_t now = was + r->lent;
     r->lent = 0;
-    uint64_t now = atomic_load_explicit(&r->cursor, memory_order_relaxed) + 1;
     /* release, not seq_cst: a full fence per item would stall on the line
      * the producer reads; a waiter that misses this crossing looks again
      * within FULL_RECHECK_NS */
     atomic_store_explicit(&r->cursor, now, memory_order_release);
-    if (now == atomic_load_explicit(&ring->wake_at, memory_order_relaxed))
+    uint64_t mark = atomic_load_explicit(&ring->wake_at, memory_order_relaxed);
+    if (was < mark && mark <= now)
         sf__event_signal_all(&ring->changed);
 }
 
@@ -294,8 +296,10 @@ void sf_ring_read_ahead(sf_ring *ring, size_t items)
     atomic_store_explicit(&ring->read_ahead, items ? items : 1, memory_order_relaxed);
 }
 
-/* One step without sleeping: an sf_outcome, -EAGAIN or -EDEADLK. */
-static int step(sf_ring *ring, reader *r, void **value)
+/* One step without sleeping: an sf_outcome, -EAGAIN or -EDEADLK.  With
+ * an item, up to max_more published items behind it go to more[]. */
+static int step(sf_ring *ring, reader *r, void **value, void **more, size_t max_more,
+                size_t *n_more)
 {
     give_back_lent(ring, r);
     for (;;) {
@@ -312,7 +316,12 @@ static int step(sf_ring *ring, reader *r, void **value)
         if (cursor < head) {
             const segment *seg = atomic_load_explicit(&ring->seg, memory_order_acquire);
             *value = seg->slots[cursor % seg->capacity];
-            r->lent = 1;
+            uint64_t behind = head - cursor - 1;
+            size_t n = behind < max_more ? (size_t)behind : max_more;
+            for (size_t k = 0; k < n; k++)
+                more[k] = seg->slots[(cursor + 1 + k) % seg->capacity];
+            *n_more = n;
+            r->lent = 1 + n;
             if (atomic_load_explicit(&r->last_thread, memory_order_relaxed) != THIS_THREAD)
                 atomic_store(&r->last_thread, THIS_THREAD);
             return SF_RESULT;
@@ -403,13 +412,15 @@ static int wait_for(sf_ring *ring, reader *r, int64_t deadline_ns)
     return sf__event_wait(&ring->changed, key, deadline_ns);
 }
 
-int sf_ring_next(sf_ring *ring, unsigned index, void **value, int64_t deadline_ns)
+int sf_ring_next_many(sf_ring *ring, unsigned index, void **value, int64_t deadline_ns,
+                      void **more, size_t max_more, size_t *n_more)
 {
     if (ring->fork_generation != sf__fork_generation())
         return -ECHILD;
     reader *r = &ring->readers[index];
+    *n_more = 0;
     for (;;) {
-        int rc = step(ring, r, value);
+        int rc = step(ring, r, value, more, max_more, n_more);
         if (rc != -EAGAIN || deadline_ns == 0)
             return rc;
         if (deadline_ns > 0 && sf_now_ns() >= deadline_ns)
@@ -418,6 +429,12 @@ int sf_ring_next(sf_ring *ring, unsigned index, void **value, int64_t deadline_n
         if (rc < 0)
             return rc;
     }
+}
+
+int sf_ring_next(sf_ring *ring, unsigned index, void **value, int64_t deadline_ns)
+{
+    size_t none;
+    return sf_ring_next_many(ring, index, value, deadline_ns, NULL, 0, &none);
 }
 
 int sf_ring_wait(sf_ring *ring, unsigned index, int64_t deadline_ns)

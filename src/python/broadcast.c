@@ -34,12 +34,20 @@
 typedef struct SfBroadcastObject {
     PyObject_HEAD
     sf_ring *ring;         /* NULL once every reader is closed */
+    _Atomic int cancelled; /* cancel() was called: readers stop handing out what they took ahead */
     PyObject *module;
     PyObject *source;      /* NULL once the ring is freed */
     PyObject *input_error; /* the input's exception, or NULL */
     PyObject *input_traceback;
     size_t buffersize;
+    size_t take_ahead;     /* the most a reader takes behind the item it needs */
 } SfBroadcastObject;
+
+/* A fanout reader takes up to this many published items behind the one it
+ * needs in one ring call and hands them out itself (borrowed: the ring
+ * lends them until the reader's next ring call); at most 1/16 of the ring,
+ * since what a reader took still holds the ring. */
+#define READER_TAKE_AHEAD 32
 
 typedef struct SfReaderObject {
     PyObject_HEAD
@@ -48,6 +56,8 @@ typedef struct SfReaderObject {
     int closed;        /* closed, or to be closed once `inside` drops to 0 */
     int released;      /* sf_ring_close_reader was called */
     int inside;        /* threads inside next() */
+    size_t ahead_len, ahead_next; /* ahead[ahead_next..ahead_len): taken, not yet handed out */
+    PyObject *ahead[READER_TAKE_AHEAD];
     PyObject *raised_input_error; /* the copy of the input's exception it raised */
     PyObject *weakreflist;
 } SfReaderObject;
@@ -95,6 +105,7 @@ static void release_reader(SfReaderObject *r)
     if (r->released || r->inside)
         return;
     r->released = 1;
+    r->ahead_len = r->ahead_next = 0; /* borrowed from the ring: only forgotten */
     SfBroadcastObject *b = r->owner;
     Py_BEGIN_CRITICAL_SECTION(b);
     if (b->ring)
@@ -119,10 +130,15 @@ static PyObject *reader_next_locked(SfReaderObject *r)
         release_reader(r); /* a close deferred while another thread was inside */
         return NULL;
     }
+    if (r->ahead_next < r->ahead_len && !atomic_load_explicit(&r->owner->cancelled,
+                                                              memory_order_relaxed))
+        return Py_NewRef(r->ahead[r->ahead_next++]);
     sf_ring *ring = r->owner->ring;
     void *value = NULL;
     r->inside++;
-    int rc = sf_ring_next(ring, r->index, &value, 0);
+    r->ahead_len = r->ahead_next = 0;
+    int rc = sf_ring_next_many(ring, r->index, &value, 0, (void **)r->ahead,
+                               r->owner->take_ahead, &r->ahead_len);
     while (rc == -EAGAIN) {
         int waited;
         Py_BEGIN_ALLOW_THREADS
@@ -136,7 +152,8 @@ static PyObject *reader_next_locked(SfReaderObject *r)
             rc = SF_END;
             break;
         }
-        rc = sf_ring_next(ring, r->index, &value, 0);
+        rc = sf_ring_next_many(ring, r->index, &value, 0, (void **)r->ahead,
+                               r->owner->take_ahead, &r->ahead_len);
     }
     if (rc == SF_RESULT)
         Py_INCREF((PyObject *)value);
@@ -296,6 +313,7 @@ PyType_Spec sfpy_broadcast_reader_spec = {
 static PyObject *broadcast_cancel(SfBroadcastObject *b, PyObject *unused)
 {
     (void)unused;
+    atomic_store(&b->cancelled, 1);
     Py_BEGIN_CRITICAL_SECTION(b);
     if (b->ring)
         sf_ring_cancel(b->ring);
@@ -412,6 +430,12 @@ PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
     b->input_error = NULL;
     b->input_traceback = NULL;
     b->buffersize = (size_t)buffersize;
+    atomic_init(&b->cancelled, 0);
+    /* tee() reads copies in lockstep on one thread, where what a copy took
+     * ahead would count against the others' room: only fanout takes ahead */
+    b->take_ahead = read_ahead > 1 ? READER_TAKE_AHEAD : 0;
+    if (buffersize > 0 && b->take_ahead > (size_t)buffersize / 16)
+        b->take_ahead = (size_t)buffersize / 16;
     PyObject_GC_Track(b);
     PyObject *readers = PyTuple_New(n);
     if (!readers) {
@@ -439,6 +463,7 @@ PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
         r->owner = (SfBroadcastObject *)Py_NewRef(b);
         r->index = (unsigned)i;
         r->closed = r->released = r->inside = 0;
+        r->ahead_len = r->ahead_next = 0;
         r->weakreflist = NULL;
         r->raised_input_error = NULL;
         PyObject_GC_Track(r);

@@ -158,16 +158,32 @@ typedef struct reading {
     unsigned index;
     long stop_after;  /* close after this many items; -1: read to the end */
     int delay_every;  /* sleep 1 ms every this many items; 0: never */
+    size_t take_more; /* sf_ring_next_many: up to this many behind each item */
     long count, sum, last_outcome, order_errors;
     void *error;
 } reading;
 
+/* The reader's item and the ones it took behind it, in order: 0 to go on,
+ * 1 once it stops after stop_after items. */
+static int count_item(reading *rd, void *v)
+{
+    if ((intptr_t)v != rd->count + 1)
+        rd->order_errors++;
+    rd->count++;
+    rd->sum += (intptr_t)v;
+    if (rd->delay_every && rd->count % rd->delay_every == 0)
+        usleep(1000);
+    return rd->stop_after >= 0 && rd->count >= rd->stop_after;
+}
+
 static void *read_all(void *arg)
 {
     reading *rd = arg;
+    void *more[64];
     for (;;) {
         void *v;
-        int rc = sf_ring_next(rd->ring, rd->index, &v, -1);
+        size_t n_more = 0;
+        int rc = sf_ring_next_many(rd->ring, rd->index, &v, -1, more, rd->take_more, &n_more);
         if (rc != SF_RESULT) {
             rd->last_outcome = rc;
             if (rc == SF_INPUT_ERROR) {
@@ -177,13 +193,12 @@ static void *read_all(void *arg)
             }
             break;
         }
-        if ((intptr_t)v != rd->count + 1)
+        if (n_more > rd->take_more)
             rd->order_errors++;
-        rd->count++;
-        rd->sum += (intptr_t)v;
-        if (rd->delay_every && rd->count % rd->delay_every == 0)
-            usleep(1000);
-        if (rd->stop_after >= 0 && rd->count >= rd->stop_after)
+        int stop = count_item(rd, v);
+        for (size_t k = 0; k < n_more && !stop; k++)
+            stop = count_item(rd, more[k]);
+        if (stop)
             break;
     }
     sf_ring_close_reader(rd->ring, rd->index);
@@ -243,6 +258,60 @@ TEST(ring_read_ahead_readers_on_threads_each_see_the_whole_input_once_within_cap
     CHECK_EQ(s.pulled, N);
     CHECK_EQ(s.bound_violations, 0);
     CHECK_EQ(s.discarded, N);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_readers_taking_runs_of_items_see_the_whole_input_once_within_capacity)
+{
+    enum { N = 200000, READERS = 3 };
+    source s = {.limit = N, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, READERS, 64);
+    sf_ring_read_ahead(ring, 48);
+    reading rd[READERS];
+    for (unsigned i = 0; i < READERS; i++)
+        rd[i] = (reading){.ring = ring, .src = &s, .index = i, .stop_after = -1,
+                          .take_more = i == 0 ? 0 : 3 + 3 * i,
+                          .delay_every = i == 2 ? 20000 : 0};
+    run_readers(rd, READERS);
+    for (unsigned i = 0; i < READERS; i++) {
+        CHECK_EQ(rd[i].last_outcome, SF_END);
+        CHECK_EQ(rd[i].count, N);
+        CHECK_EQ(rd[i].order_errors, 0);
+        CHECK_EQ(rd[i].sum, (long)N * (N + 1) / 2);
+    }
+    CHECK_EQ(s.pulled, N);
+    CHECK_EQ(s.bound_violations, 0);
+    CHECK_EQ(s.discarded, N);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_a_run_of_items_is_what_was_published_and_holds_the_ring_until_the_next_call)
+{
+    source s = {.limit = 20, .fail_at = -1};
+    sf_ring *ring = open_ring(&s, 2, 8);
+    void *v, *more[8];
+    size_t n_more = 99;
+    for (int i = 1; i <= 6; i++) /* reader 0 pulls 1..6 */
+        CHECK_EQ(sf_ring_next(ring, 0, &v, 0), SF_RESULT);
+    CHECK_EQ(sf_ring_next_many(ring, 1, &v, 0, more, 3, &n_more), SF_RESULT);
+    CHECK_EQ((intptr_t)v, 1);
+    CHECK_EQ(n_more, 3); /* at most max_more */
+    CHECK_EQ((intptr_t)more[0], 2);
+    CHECK_EQ((intptr_t)more[2], 4);
+    CHECK_EQ(sf_ring_held(ring), 6); /* 1..4 still lent to reader 1 */
+    CHECK_EQ(sf_ring_next_many(ring, 1, &v, 0, more, 8, &n_more), SF_RESULT);
+    CHECK_EQ((intptr_t)v, 5);
+    CHECK_EQ(n_more, 1); /* only what is published: nothing is pulled for the run */
+    CHECK_EQ((intptr_t)more[0], 6);
+    CHECK_EQ(s.pulled, 6);
+    CHECK_EQ(sf_ring_held(ring), 2);
+    /* reader 1 now needs an item nobody pulled: it pulls just that one */
+    CHECK_EQ(sf_ring_next_many(ring, 1, &v, 0, more, 8, &n_more), SF_RESULT);
+    CHECK_EQ((intptr_t)v, 7);
+    CHECK_EQ(n_more, 0);
+    sf_ring_close_reader(ring, 0);
+    sf_ring_close_reader(ring, 1);
+    CHECK_EQ(s.discarded, 7);
     CHECK_EQ(s.destroyed, 1);
 }
 

@@ -119,6 +119,33 @@ def test_a_consumer_that_raises_cancels_the_others_and_is_raised_first():
     assert "fails_at_50" in "".join(traceback.format_tb(info.value.__traceback__))
 
 
+def test_a_reader_stops_at_cancel_even_with_items_it_took_in_one_run():
+    # a fanout reader takes the items already published behind the one it
+    # needs in one trip into the ring; a cancel must still stop it at its
+    # very next step, not after what it took
+    from streamfutures import _engine
+    ring, (ahead, behind) = _engine.broadcast(range(100), 2, 1024, 256)
+    assert [next(ahead) for _ in range(50)] == list(range(50))  # all 100 pulled
+    assert next(behind) == 0
+    ring.cancel()
+    with pytest.raises(sf.CancelledError):
+        next(behind)
+    with pytest.raises(sf.CancelledError):
+        next(ahead)
+    behind.close()
+    ahead.close()
+
+
+def test_a_reader_hands_out_a_run_it_took_in_order_then_reads_on():
+    from streamfutures import _engine
+    ring, (ahead, behind) = _engine.broadcast(iter(range(1000)), 2, 64, 16)
+    assert [next(ahead) for _ in range(40)] == list(range(40))
+    # runs of what is published, then items it pulls itself
+    assert [next(behind) for _ in range(80)] == list(range(80))
+    behind.close()
+    assert list(ahead) == list(range(40, 1000))
+
+
 def test_the_inputs_exception_reaches_every_consumer_and_is_raised_once():
     def source():
         yield from range(100)
