@@ -14,8 +14,11 @@
  * with an __init__ in Python from its __new__ with the original's args,
  * without running that __init__.  Then the original's __dict__ is copied
  * in (made when the original was caught, before any reader copies it:
- * CPython makes it on first use).  A type that cannot be made again (a
- * __new__ that refuses its own args) gets no copy.
+ * CPython makes it on first use), and the writable C fields of its builtin
+ * ancestors below BaseException (AttributeError.obj, which only a keyword
+ * sets and its __reduce__ leaves out; OSError.filename under a class in
+ * Python).  A type that cannot be made again (a __new__ that refuses its
+ * own args) gets no copy.
  */
 #include "exception_copy.h"
 
@@ -71,6 +74,28 @@ static int copy_attributes(PyObject *copy, PyObject *exc)
     return rc;
 }
 
+/* The fields a builtin exception type keeps in C (its tp_members), for
+ * each builtin ancestor below BaseException, whose own fields (the
+ * chain) copy_chain sets. */
+static int copy_builtin_fields(PyObject *copy, PyObject *exc)
+{
+    for (PyTypeObject *type = Py_TYPE(exc); type && type != (PyTypeObject *)PyExc_BaseException;
+         type = type->tp_base) {
+        if (type->tp_flags & Py_TPFLAGS_HEAPTYPE || !type->tp_members)
+            continue;
+        for (const PyMemberDef *m = type->tp_members; m->name; m++) {
+            if (m->flags & Py_READONLY)
+                continue;
+            PyObject *value = PyObject_GetAttrString(exc, m->name);
+            int rc = value ? PyObject_SetAttrString(copy, m->name, value) : -1;
+            Py_XDECREF(value);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 void sfpy_exception_prepare_copies(PyObject *exc)
 {
     PyObject *dict = PyObject_GetAttrString(exc, "__dict__");
@@ -121,8 +146,8 @@ PyObject *sfpy_exception_copy(PyObject *exc, PyObject *traceback)
 {
     PyTypeObject *type = Py_TYPE(exc);
     PyObject *copy = init_is_builtin(type) ? remake_builtin(exc) : remake_python_class(exc);
-    if (copy && (!PyObject_TypeCheck(copy, type) || copy_attributes(copy, exc) < 0 ||
-                 copy_chain(copy, exc, traceback) < 0))
+    if (copy && (!PyObject_TypeCheck(copy, type) || copy_builtin_fields(copy, exc) < 0 ||
+                 copy_attributes(copy, exc) < 0 || copy_chain(copy, exc, traceback) < 0))
         Py_CLEAR(copy);
     if (!copy)
         PyErr_Clear();

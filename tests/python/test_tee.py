@@ -177,6 +177,27 @@ def test_a_builtins_fields_set_by_its_init_are_copied():
             assert info.value is not exc and getattr(info.value, field) == value
 
 
+class FileGone(OSError):
+    def __init__(self, path):  # not the args OSError's __init__ takes
+        super().__init__(2, "gone", path)
+        self.path = path
+
+
+def test_fields_only_a_keyword_or_a_builtin_base_sets_are_copied():
+    holder = object()
+    for exc, fields in [(AttributeError("no x", name="x", obj=holder), {"name": "x", "obj": holder}),
+                        (NameError("no y", name="y"), {"name": "y"}),
+                        (ImportError("no z", name="z", path="z.py"), {"name": "z", "path": "z.py"}),
+                        (FileGone("f.txt"), {"filename": "f.txt", "errno": 2, "path": "f.txt"})]:
+        a, b = sf.tee(raise_from_input(exc))
+        for copy in (a, b):
+            next(copy)
+            with pytest.raises(type(exc)) as info:
+                next(copy)
+            assert info.value is not exc
+            assert {f: getattr(info.value, f) for f in fields} == fields
+
+
 def test_an_exception_that_cannot_be_made_again_is_raised_as_itself():
     original = RefusesItsArgs("made", made_here=True)
     a, b = sf.tee(raise_from_input(original))
