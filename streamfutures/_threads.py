@@ -14,6 +14,17 @@ def enter(name):
     threading.current_thread().name = name
 
 
+def run_pending():
+    """Does nothing, on purpose: the binding calls it now and then on an
+    engine thread that may otherwise run no Python code for long (a C
+    iterator as input, a C function as the task, results unpickled from a
+    process).  CPython does a thread's pending work where a Python function
+    starts, and on 3.13t that work includes freeing the objects this thread
+    made that other threads have dropped since (biased reference counting
+    hands them back to their maker): without it they would pile up for as
+    long as the thread runs, one per item."""
+
+
 def leave():
     ident = threading.get_ident()
     with threading._active_limbo_lock:

@@ -29,6 +29,8 @@
 #include "broadcast.h"
 #include "compat.h"
 #include "exception_copy.h"
+#include "state.h"
+#include "thread_hooks.h"
 
 
 typedef struct SfBroadcastObject {
@@ -65,6 +67,7 @@ typedef struct SfReaderObject {
 static enum sf_pull source_pull(void *raw, void **item)
 {
     SfBroadcastObject *b = raw;
+    sfpy_thread_tick(sfpy_state_of(b->module), 1);
     PyObject *next = b->source ? PyIter_Next(b->source) : NULL;
     if (next) {
         *item = next;

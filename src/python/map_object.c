@@ -34,6 +34,7 @@
 #include "map_ctx.h"
 #include "process_pool.h"
 #include "result_size.h"
+#include "thread_hooks.h"
 
 
 /* process pools: adaptive batches aim at this much work per message.  Each
@@ -91,6 +92,7 @@ static int take_or_not(SfMapIterObject *it, PyObject **value, int wait);
 static enum sf_pull ctx_pull(void *raw, void **item)
 {
     sfpy_map_ctx *ctx = raw;
+    sfpy_thread_tick(ctx->pool_ctx->state, 1);
     if (ctx->upstream_map) {
         /* straight from the previous map's window; its item errors go on */
         PyObject *value = NULL;
@@ -132,6 +134,7 @@ static int never_blocks(PyObject *iterator)
 static int ctx_work(void *raw, void **value)
 {
     sfpy_map_ctx *ctx = raw;
+    sfpy_thread_tick(ctx->pool_ctx->state, 1);
     if (sfpy_is_carried(*value)) { /* failed upstream: pass it on */
         *value = sfpy_carried(*value);
         return 1;

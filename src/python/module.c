@@ -131,7 +131,7 @@ static PyMethodDef module_methods[] = {
 /* Every PyObject field of the state, for traverse and clear. */
 #define STATE_OBJECTS(X)                                                                  \
     X(pool_type) X(map_iter_type) X(broadcast_type) X(broadcast_reader_type) X(chunk_cursor_type) X(future_type) X(cancelled_error) X(timeout_error)      \
-    X(broken_thread_pool) X(logger) X(thread_enter)                \
+    X(broken_thread_pool) X(logger) X(thread_enter) X(run_pending)                \
     X(thread_leave) X(str_set_running) X(str_set_result) X(str_set_exception)             \
     X(str_cancel) X(str_watch) X(str_condition) X(str_state) X(str_result) X(str_exception)            \
     X(state_pending) X(state_running) X(state_finished) X(pickle_dumps) X(pickle_loads)   \
@@ -202,6 +202,7 @@ static int module_exec(PyObject *module)
         keep(&st->logger, import_attr("concurrent.futures._base", "LOGGER")) < 0 ||
         keep(&st->thread_enter, import_attr("streamfutures._threads", "enter")) < 0 ||
         keep(&st->thread_leave, import_attr("streamfutures._threads", "leave")) < 0 ||
+        keep(&st->run_pending, import_attr("streamfutures._threads", "run_pending")) < 0 ||
         keep(&st->str_set_running, PyUnicode_InternFromString("set_running_or_notify_cancel")) <
             0 ||
         keep(&st->str_set_result, PyUnicode_InternFromString("set_result")) < 0 ||

@@ -217,6 +217,7 @@ static int map_more(void *raw, int *first)
 void sfpy_process_map_batch(void *ctx, sf_batch *batch)
 {
     sfpy_map_ctx *map = ctx;
+    sfpy_thread_tick(map->pool_ctx->state, (unsigned)sf_batch_size(batch));
     map_codec c = {.map = map, .st = map->pool_ctx->state, .batch = batch};
     sf_proc_codec codec = {.ctx = &c,
                            .count = sf_batch_size(batch),

@@ -23,7 +23,7 @@ typedef struct sfpy_state {
     PyObject *timeout_error;     /* concurrent.futures.TimeoutError */
     PyObject *broken_thread_pool;  /* concurrent.futures.thread.BrokenThreadPool */
     PyObject *logger;            /* concurrent.futures._base.LOGGER */
-    PyObject *thread_enter, *thread_leave; /* streamfutures._threads */
+    PyObject *thread_enter, *thread_leave, *run_pending; /* streamfutures._threads */
     PyObject *str_set_running, *str_set_result, *str_set_exception, *str_cancel;
     PyObject *str_watch, *str_condition, *str_state, *str_result, *str_exception;
     PyObject *state_pending, *state_running, *state_finished; /* _base constants */

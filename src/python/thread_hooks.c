@@ -15,6 +15,17 @@
  * before finalization, so no thread ever attaches during interpreter
  * teardown.
  *
+ * From 3.13 on, the work CPython leaves for a thread to do (eval-breaker
+ * bits: on 3.13t, freeing the objects it made that other threads have
+ * dropped, which biased reference counting hands back to their maker; a
+ * collection the thread scheduled) is done only where that thread starts
+ * a Python function.  An engine thread may run none for as long as it
+ * runs (a range as input, float as the task, unpickling results), and the
+ * objects dropped meanwhile would pile up, one per item, with the window
+ * bounding nothing.  So the per-item callbacks count items
+ * (sfpy_thread_tick), and every SFPY_RUN_PENDING_EVERY the thread calls
+ * streamfutures._threads.run_pending, a function that does nothing.
+ *
  * In a process pool a worker thread starts its worker process in start
  * (waiting, without the GIL, until the process is ready, so a failing
  * initializer breaks the pool as in the stdlib) and stops it in stop.
@@ -138,6 +149,17 @@ static void detach(void *ctx, void *state)
         PyGILState_Release(borrowed_gil);
     else
         ((thread_box *)state)->tstate = PyEval_SaveThread();
+}
+
+_Thread_local unsigned sfpy_items_since_pending;
+
+void sfpy_run_pending(const sfpy_state *st)
+{
+    sfpy_items_since_pending = 0;
+    PyObject *none = PyObject_CallNoArgs(st->run_pending);
+    if (!none) /* an exception another thread set on this one (SetAsyncExc) */
+        PyErr_WriteUnraisable(st->run_pending);
+    Py_XDECREF(none);
 }
 
 sf_thread_hooks sfpy_thread_hooks(sfpy_pool_ctx *ctx)

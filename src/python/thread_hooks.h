@@ -12,4 +12,23 @@ sf_proc_worker *sfpy_current_worker_process(void);
 /* In a forked child: the forking thread's box is the parent's. */
 void sfpy_thread_hooks_forget_in_child(void);
 
+/* Called by the binding's per-item callbacks on engine threads with the
+ * number of items they just handled, attached and with no exception set:
+ * every SFPY_RUN_PENDING_EVERY items the thread runs the interpreter's
+ * pending work for it (thread_hooks.c says why). */
+#define SFPY_RUN_PENDING_EVERY 256
+extern _Thread_local unsigned sfpy_items_since_pending;
+void sfpy_run_pending(const sfpy_state *st);
+
+static inline void sfpy_thread_tick(const sfpy_state *st, unsigned items)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    if ((sfpy_items_since_pending += items) >= SFPY_RUN_PENDING_EVERY)
+        sfpy_run_pending(st);
+#else
+    (void)st;
+    (void)items;
+#endif
+}
+
 #endif

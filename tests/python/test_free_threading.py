@@ -13,7 +13,7 @@ import pytest
 
 import streamfutures as sf
 from conftest import FREE_THREADED
-from proc_tasks import square
+from proc_tasks import Freed, make_freed, square
 
 THREADS = 8
 
@@ -282,3 +282,29 @@ def test_forty_workers_started_at_once():
         done, not_done = wait(futures, timeout=120)
     assert not not_done
     assert sorted(f.result() for f in futures) == list(range(40))
+
+
+@pytest.mark.parametrize("made_on", ["input thread", "worker thread", "process pool's thread"])
+def test_what_an_engine_thread_made_is_freed_once_dropped_on_another(made_on):
+    # 3.13t hands an object dropped on another thread than its maker back
+    # to the maker, which frees it only when it next runs Python code; an
+    # engine thread that runs only C (a C iterator as input, a C callable,
+    # unpickling results) must still free them, or every item stays alive
+    n, checked_at = 20_000, 15_000
+    Freed.count = 0
+    if made_on == "input thread":  # by map(), a C iterator; dropped by a worker
+        pool = sf.ThreadPoolExecutor(2)
+        results = pool.map(abs, map(Freed, range(n)), buffersize=64)
+    elif made_on == "worker thread":  # by a C callable; dropped here
+        pool = sf.ThreadPoolExecutor(2)
+        results = pool.map(Freed, range(n), buffersize=64)
+    else:  # unpickled by the thread that serves the process; dropped here
+        pool = sf.ProcessPoolExecutor(2)
+        results = pool.map(make_freed, range(n), buffersize=64)
+    with pool:
+        for taken, _ in enumerate(results, 1):
+            if taken == checked_at:
+                # each dropped one is freed, but for what a thread made
+                # since it last ran Python code (a few hundred at most)
+                assert checked_at - Freed.count < 1500
+        assert taken == n
