@@ -151,6 +151,20 @@ static int ctx_work(void *raw, void **value)
     return 1;
 }
 
+/* sys.getsizeof's answer, on the worker that made the result; a large
+ * result counts towards running the thread's pending work (which frees
+ * the ones the consumer dropped) as that many more items. */
+static size_t ctx_result_bytes(void *raw, const void *value)
+{
+    sfpy_map_ctx *ctx = raw;
+    size_t bytes = sfpy_result_bytes(NULL, value);
+    size_t weight = bytes / SFPY_RUN_PENDING_ITEM_BYTES;
+    if (weight)
+        sfpy_thread_tick(ctx->pool_ctx->state,
+                         weight < SFPY_RUN_PENDING_EVERY ? (unsigned)weight : SFPY_RUN_PENDING_EVERY);
+    return bytes;
+}
+
 static void ctx_discard(void *raw, void *value)
 {
     (void)raw;
@@ -169,14 +183,14 @@ static const sf_map_ops python_map_ops = {.pull = ctx_pull,
                                           .work = ctx_work,
                                           .discard = ctx_discard,
                                           .destroy = ctx_destroy,
-                                          .result_bytes = sfpy_result_bytes};
+                                          .result_bytes = ctx_result_bytes};
 
 /* a process pool: each claimed batch goes to the worker thread's process */
 static const sf_map_ops process_map_ops = {.pull = ctx_pull,
                                            .discard = ctx_discard,
                                            .destroy = ctx_destroy,
                                            .work_batch = sfpy_process_map_batch,
-                                           .result_bytes = sfpy_result_bytes};
+                                           .result_bytes = ctx_result_bytes};
 
 PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *pool,
                             const sfpy_map_request *rq)

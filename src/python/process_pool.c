@@ -194,6 +194,7 @@ static int map_reply(void *raw, int pos, const sf_proc_msg *msg)
 {
     map_codec *c = raw;
     int failed;
+    sfpy_thread_tick(c->st, 1); /* a batch may run for long: count each result */
     PyObject *value = reply_value(c->st, msg, &failed);
     return map_finish(c, pos, value, failed);
 }
@@ -217,7 +218,6 @@ static int map_more(void *raw, int *first)
 void sfpy_process_map_batch(void *ctx, sf_batch *batch)
 {
     sfpy_map_ctx *map = ctx;
-    sfpy_thread_tick(map->pool_ctx->state, (unsigned)sf_batch_size(batch));
     map_codec c = {.map = map, .st = map->pool_ctx->state, .batch = batch};
     sf_proc_codec codec = {.ctx = &c,
                            .count = sf_batch_size(batch),

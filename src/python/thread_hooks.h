@@ -17,6 +17,9 @@ void sfpy_thread_hooks_forget_in_child(void);
  * every SFPY_RUN_PENDING_EVERY items the thread runs the interpreter's
  * pending work for it (thread_hooks.c says why). */
 #define SFPY_RUN_PENDING_EVERY 256
+/* A result counts as one item more per this many bytes it holds, so that
+ * large ones dropped elsewhere are freed after a few, not after 256. */
+#define SFPY_RUN_PENDING_ITEM_BYTES (64 * 1024)
 extern _Thread_local unsigned sfpy_items_since_pending;
 void sfpy_run_pending(const sfpy_state *st);
 

@@ -270,3 +270,15 @@ class Freed(float):
 
 def make_freed(x):
     return Freed(x)
+
+
+class FreedBlob(bytearray):
+    """A bytearray of the given size (zeros, made in C) that counts itself
+    when freed, as Freed does."""
+    __slots__ = ()
+    count = 0
+    lock = threading.Lock()
+
+    def __del__(self):
+        with FreedBlob.lock:
+            FreedBlob.count += 1

@@ -13,7 +13,7 @@ import pytest
 
 import streamfutures as sf
 from conftest import FREE_THREADED
-from proc_tasks import Freed, make_freed, square
+from proc_tasks import Freed, FreedBlob, make_freed, square
 
 THREADS = 8
 
@@ -307,4 +307,18 @@ def test_what_an_engine_thread_made_is_freed_once_dropped_on_another(made_on):
                 # each dropped one is freed, but for what a thread made
                 # since it last ran Python code (a few hundred at most)
                 assert checked_at - Freed.count < 1500
+        assert taken == n
+
+
+def test_large_results_dropped_on_another_thread_are_freed_after_a_few():
+    # as above, with results of 1 MiB made by a C callable: they count for
+    # more than one item each, so a worker frees what the consumer dropped
+    # after a few of them, not after hundreds (256 MiB)
+    FreedBlob.count = 0
+    n, checked_at = 300, 250
+    with sf.ThreadPoolExecutor(2) as pool:
+        for taken, blob in enumerate(pool.map(FreedBlob, [1 << 20] * n), 1):
+            assert len(blob) == 1 << 20
+            if taken == checked_at:
+                assert checked_at - FreedBlob.count < 64
         assert taken == n
