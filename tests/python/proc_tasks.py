@@ -255,30 +255,33 @@ def claims_size(size):
     return ClaimsSize(size)
 
 
-class Freed(float):
-    """A float that counts itself when freed: made with no Python code run
-    (float's __new__ in C, no __dict__), freed by whichever thread drops
-    it last."""
+
+class CountsWhenFreed:
+    """A mixin for a builtin type's subclass that counts its instances as
+    they are freed (class attributes count and lock); it adds no __dict__,
+    so making one runs no Python code."""
+    __slots__ = ()
+
+    def __del__(self):
+        counted = type(self)
+        with counted.lock:
+            counted.count += 1
+
+
+class Freed(CountsWhenFreed, float):
+    """A float, made by float's __new__ in C, freed by whichever thread
+    drops it last."""
     __slots__ = ()
     count = 0
     lock = threading.Lock()
-
-    def __del__(self):
-        with Freed.lock:
-            Freed.count += 1
 
 
 def make_freed(x):
     return Freed(x)
 
 
-class FreedBlob(bytearray):
-    """A bytearray of the given size (zeros, made in C) that counts itself
-    when freed, as Freed does."""
+class FreedBlob(CountsWhenFreed, bytearray):
+    """A bytearray of the given size (zeros, made in C)."""
     __slots__ = ()
     count = 0
     lock = threading.Lock()
-
-    def __del__(self):
-        with FreedBlob.lock:
-            FreedBlob.count += 1
