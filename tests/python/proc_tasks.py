@@ -143,10 +143,17 @@ def nested_pools(n):
     return total
 
 
-def pid_after(seconds):
-    """This worker's pid, after holding the worker for a while (so that
-    items submitted together start one worker each)."""
-    time.sleep(seconds)
+def pid_when_all_run(directory_and_count):
+    """This worker's pid, once `count` items run at once: each leaves a file
+    in `directory` and waits for the others' (up to 60 s), so that items
+    given together hold one worker each, however long the workers take to
+    start."""
+    directory, count = directory_and_count
+    mark = os.path.join(directory, "%d-%d" % (os.getpid(), threading.get_ident()))
+    open(mark, "w").close()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(directory)) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
     return os.getpid()
 
 

@@ -570,10 +570,11 @@ def descriptors_of(pid):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_a_worker_holds_only_its_own_descriptors(method):
+def test_a_worker_holds_only_its_own_descriptors(method, tmp_path):
     with pool(4, method) as ex:
         # started at the same time: their spawns race
-        pids = set(f.result() for f in [ex.submit(t.pid_after, 0.3) for _ in range(4)])
+        pids = set(f.result() for f in [ex.submit(t.pid_when_all_run, (str(tmp_path), 4))
+                                        for _ in range(4)])
         assert len(pids) == 4
         # each worker's pipes, as the parent knows them
         pipes_of = {}
@@ -601,10 +602,10 @@ def test_a_worker_holds_only_its_own_descriptors(method):
 
 
 @pytest.mark.parametrize("kind", ["exit", "sigkill", "segfault"])
-def test_without_pidfd_a_death_is_still_seen_with_siblings_running(kind, monkeypatch):
+def test_without_pidfd_a_death_is_still_seen_with_siblings_running(kind, monkeypatch, tmp_path):
     monkeypatch.setattr(sf.process, "USE_PIDFD", False)
     with pool(4) as ex:
-        assert len(set(ex.map(t.pid_after, [0.2] * 4, chunksize=1))) == 4
+        assert len(set(ex.map(t.pid_when_all_run, [(str(tmp_path), 4)] * 4, chunksize=1))) == 4
         assert not [d for p in ex._spawner.processes for d in descriptors_of(os.getpid()).values()
                     if "pidfd" in d]
         check_only_item_3_failed(outcomes(ex.map(t.fail_badly, crash_items(kind), chunksize=8)), kind)
