@@ -316,10 +316,13 @@ typedef struct sf_ring_ops {
      * sf_map_ops.pull. */
     enum sf_pull (*pull)(void *ctx, void **item);
     /* Release an item (or the input's error value) no reader will read
-     * again: on the thread of a pull that reuses its slot (after the
-     * producer turn, except for items a read-ahead turn replaced before its
-     * last pull: reading this ring from those gets -EDEADLK), or of the
-     * last sf_ring_close_reader. */
+     * again.  In a bounded ring, on the thread of the reader that pulled
+     * it (where it was made), at that reader's next call or close once
+     * another reader's pull reused its slot; on the thread of the pull
+     * that reuses its slot when that is the same reader (after the producer
+     * turn, except for items a read-ahead turn replaced before its last
+     * pull: reading this ring from those gets -EDEADLK) or that reader is
+     * closed; otherwise in the last sf_ring_close_reader. */
     void (*discard)(void *ctx, void *value);
     /* The ring is freed: release ctx. */
     void (*destroy)(void *ctx);

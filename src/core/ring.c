@@ -25,8 +25,15 @@
  * is never older, and still holds every position the reader has yet to
  * read).  A reader hands its item out borrowed and
  * advances its cursor at its next call (or close), so the producer never
- * reuses a slot whose item a reader has yet to take; the previous item
- * of a reused slot is discarded by the producer after publishing.
+ * reuses a slot whose item a reader has yet to take.  The previous item
+ * of a reused slot is discarded by the reader that pulled it (a bounded
+ * ring remembers who, per slot): on its thread, where it was made, since
+ * a thread-caching allocator or CPython's biased reference counts free an
+ * object made elsewhere only through a hand-back to its maker.  The
+ * producer discards its own items itself after publishing, and pushes the
+ * others' to their reader's queue (single producer: the role; single
+ * consumer: that reader, at its next step or close), published once per
+ * turn; a closed reader's, or one whose queue is full, it discards itself.
  * Sleeping: one event, `changed`, is signalled when head moves, the input
  * ends, the producer role is given back, a reader closes, the ring is
  * cancelled, or a cursor crosses `wake_at`: a reader waiting on a full
@@ -63,6 +70,15 @@ typedef struct reader {
     uint64_t seen_head; /* the head it last loaded: below it, no shared load is needed */
     uint64_t lent; /* items from cursor on handed out; advance past them at the next call */
     int finished;  /* the end (or the input's error) was reported */
+    _Atomic uint64_t returned_taken; /* of `returned`: discarded by this reader */
+    /* Items this reader pulled whose slots another reader's pull reused,
+     * returned to be discarded by this reader (a bounded ring only).  A
+     * queue of capacity entries, pushed by the producer role (which is
+     * exclusive), made at the first push. */
+    _Alignas(64) void **returned;
+    _Atomic uint64_t returned_count; /* pushed and published (once per turn) */
+    uint64_t returned_pushed;        /* pushed; the producer role's own */
+    uint64_t returned_room;          /* pushes possible before returned_taken is read again */
 } reader;
 
 /* The slots.  An unbounded ring replaces a full segment by one twice its
@@ -87,6 +103,7 @@ struct sf_ring {
     unsigned fork_generation;
     _Atomic(segment *) seg;           /* replaced only by the producer */
     reader *readers;
+    uint16_t *makers;                 /* a bounded ring: the reader that pulled each slot's item */
     _Atomic size_t read_ahead;        /* most items one producer turn pulls */
     _Alignas(64) _Atomic uint64_t head; /* items published */
     _Alignas(64) _Atomic int cancelled;
@@ -121,21 +138,24 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
     sf_ring *ring = aligned_alloc(_Alignof(sf_ring), sizeof *ring);
     segment *seg = calloc(1, sizeof *seg + capacity * sizeof(void *));
     reader *slots_readers = aligned_alloc(64, sizeof(reader) * readers);
-    if (!ring || !seg || !slots_readers) {
+    uint16_t *makers = unbounded ? NULL : calloc(capacity ? capacity : 1, sizeof *makers);
+    if (!ring || !seg || !slots_readers || (!unbounded && !makers)) {
         free(ring);
         free(seg);
         free(slots_readers);
+        free(makers);
         return -ENOMEM;
     }
     memset(ring, 0, sizeof *ring);
+    memset(slots_readers, 0, sizeof(reader) * readers);
+    ring->makers = makers;
     seg->capacity = capacity;
     ring->readers = slots_readers;
     for (unsigned i = 0; i < readers; i++) {
         atomic_init(&ring->readers[i].cursor, 0);
         atomic_init(&ring->readers[i].last_thread, NULL);
-        ring->readers[i].seen_head = 0;
-        ring->readers[i].lent = 0;
-        ring->readers[i].finished = 0;
+        atomic_init(&ring->readers[i].returned_taken, 0);
+        atomic_init(&ring->readers[i].returned_count, 0);
     }
     ring->ops = *ops;
     ring->ctx = ctx;
@@ -231,8 +251,62 @@ static segment *grow(sf_ring *ring, segment *old, uint64_t head)
     return seg;
 }
 
-/* Produce one item: the caller holds the producer role.  0 or -ENOMEM. */
-static int produce(sf_ring *ring, uint64_t head)
+/* The producer role: an item whose slot this pull reuses goes back to the
+ * reader that pulled it, to be discarded on that reader's thread (where it
+ * was made: a thread-caching allocator or CPython's biased reference
+ * counts free it there cheaply, elsewhere only through a hand-back),
+ * unless that is this reader, it is closed, or its queue is full. */
+static void release_reused(sf_ring *ring, unsigned me, unsigned maker, void *value)
+{
+    reader *owner = &ring->readers[maker];
+    size_t capacity = capacity_of(ring);
+    if (maker != me && atomic_load_explicit(&owner->cursor, memory_order_relaxed) != CLOSED) {
+        if (!owner->returned && !(owner->returned = malloc(capacity * sizeof(void *))))
+            goto here;
+        if (owner->returned_pushed == owner->returned_room)
+            owner->returned_room =
+                atomic_load_explicit(&owner->returned_taken, memory_order_acquire) + capacity;
+        if (owner->returned_pushed < owner->returned_room) {
+            owner->returned[owner->returned_pushed++ % capacity] = value;
+            return;
+        }
+    }
+here:
+    if (ring->ops.discard)
+        ring->ops.discard(ring->ctx, value);
+}
+
+/* The producer role, at the end of its turn: what it returned to other
+ * readers is theirs to discard from now on. */
+static void publish_returned(sf_ring *ring)
+{
+    for (unsigned i = 0; i < ring->n_readers; i++) {
+        reader *r = &ring->readers[i];
+        if (r->returned_pushed != atomic_load_explicit(&r->returned_count, memory_order_relaxed))
+            atomic_store_explicit(&r->returned_count, r->returned_pushed, memory_order_release);
+    }
+}
+
+/* The reader (or its closer, or the ring's destroy) discards what was
+ * returned to it.  Each is counted taken before its discard, which may run
+ * code that reads this reader again. */
+static void discard_returned(sf_ring *ring, reader *r, uint64_t count)
+{
+    size_t capacity = capacity_of(ring);
+    for (;;) {
+        uint64_t taken = atomic_load_explicit(&r->returned_taken, memory_order_relaxed);
+        if (taken >= count)
+            return;
+        void *value = r->returned[taken % capacity];
+        atomic_store_explicit(&r->returned_taken, taken + 1, memory_order_release);
+        if (ring->ops.discard)
+            ring->ops.discard(ring->ctx, value);
+    }
+}
+
+/* Produce one item: the caller, reader `me`, holds the producer role.  0
+ * or -ENOMEM. */
+static int produce(sf_ring *ring, unsigned me, uint64_t head)
 {
     segment *seg = atomic_load_explicit(&ring->seg, memory_order_relaxed);
     if (ring->unbounded && head - slowest_cursor(ring, head) >= seg->capacity &&
@@ -242,6 +316,7 @@ static int produce(sf_ring *ring, uint64_t head)
         return -ENOMEM;
     }
     void *item = NULL, *reused = NULL;
+    unsigned reused_maker = me;
     enum sf_pull got;
     size_t read_ahead = atomic_load_explicit(&ring->read_ahead, memory_order_relaxed);
     int64_t started = read_ahead > 1 ? sf_now_ns() : 0;
@@ -250,11 +325,15 @@ static int produce(sf_ring *ring, uint64_t head)
         got = ring->ops.pull(ring->ctx, &item);
         if (got != SF_PULL_ITEM)
             break;
-        if (reused && ring->ops.discard) /* the previous pull's: the turn goes on */
-            ring->ops.discard(ring->ctx, reused);
+        if (reused) /* the previous pull's: the turn goes on */
+            release_reused(ring, me, reused_maker, reused);
         size_t slot = (size_t)(head % seg->capacity);
         reused = head >= seg->base + seg->capacity ? seg->slots[slot] : NULL;
         seg->slots[slot] = item;
+        if (ring->makers) {
+            reused_maker = ring->makers[slot];
+            ring->makers[slot] = (uint16_t)me;
+        }
         atomic_store_explicit(&ring->head, ++head, memory_order_release);
         if (pulled >= read_ahead || ring->unbounded ||
             atomic_load_explicit(&ring->cancelled, memory_order_relaxed))
@@ -271,6 +350,12 @@ static int produce(sf_ring *ring, uint64_t head)
                 break;
         }
     }
+    if (reused && reused_maker != me) { /* queued, not run: within the role */
+        release_reused(ring, me, reused_maker, reused);
+        reused = NULL;
+    }
+    if (ring->makers)
+        publish_returned(ring);
     if (got == SF_PULL_ITEM) {
         atomic_store(&ring->producer, NULL);
         sf__event_signal_all(&ring->changed);
@@ -302,6 +387,11 @@ static int step(sf_ring *ring, reader *r, void **value, void **more, size_t max_
                 size_t *n_more)
 {
     give_back_lent(ring, r);
+    if (ring->makers) {
+        uint64_t returned = atomic_load_explicit(&r->returned_count, memory_order_acquire);
+        if (returned != atomic_load_explicit(&r->returned_taken, memory_order_relaxed))
+            discard_returned(ring, r, returned);
+    }
     for (;;) {
         if (atomic_load_explicit(&ring->cancelled, memory_order_relaxed))
             return SF_CANCELLED;
@@ -352,7 +442,7 @@ static int step(sf_ring *ring, reader *r, void **value, void **more, size_t max_
             sf__event_signal_all(&ring->changed);
             continue;
         }
-        if (produce(ring, head) < 0)
+        if (produce(ring, (unsigned)(r - ring->readers), head) < 0)
             return -ENOMEM;
     }
 }
@@ -463,6 +553,15 @@ static void destroy(sf_ring *ring)
         if (ring->error)
             ring->ops.discard(ring->ctx, ring->error);
     }
+    /* returned to readers after their close (a producer that saw them
+     * open): no producer is left, so its own count is the final one */
+    for (unsigned i = 0; ring->makers && i < ring->n_readers; i++) {
+        reader *r = &ring->readers[i];
+        if (r->returned)
+            discard_returned(ring, r, r->returned_pushed);
+        free(r->returned);
+    }
+    free(ring->makers);
     if (ring->ops.destroy)
         ring->ops.destroy(ring->ctx);
     while (seg) {
@@ -481,6 +580,10 @@ void sf_ring_close_reader(sf_ring *ring, unsigned index)
         return;
     r->lent = 0;
     atomic_store(&r->cursor, CLOSED);
+    /* what is published; what a producer still returns goes with the ring */
+    uint64_t returned = atomic_load_explicit(&r->returned_count, memory_order_acquire);
+    if (returned != atomic_load_explicit(&r->returned_taken, memory_order_relaxed))
+        discard_returned(ring, r, returned);
     sf__event_signal_all(&ring->changed);
     if (atomic_fetch_sub(&ring->open_readers, 1) == 1 &&
         ring->fork_generation == sf__fork_generation())

@@ -21,6 +21,8 @@ typedef struct source {
     int pull_sleep_us;   /* a slow input: each pull sleeps this long */
     sf_ring *_Atomic ring;
     _Atomic long pulled, discarded, errors_discarded, destroyed, bound_violations;
+    pthread_t *pulled_by;           /* optional: the thread that pulled each item */
+    _Atomic long discarded_elsewhere; /* with pulled_by: discards on another thread */
 } source;
 
 static enum sf_pull source_pull(void *ctx, void **item)
@@ -40,6 +42,8 @@ static enum sf_pull source_pull(void *ctx, void **item)
     if (s->pull_sleep_us)
         usleep((useconds_t)s->pull_sleep_us);
     atomic_store(&s->pulled, n + 1);
+    if (s->pulled_by)
+        s->pulled_by[n] = pthread_self();
     *item = (void *)(intptr_t)(n + 1);
     return SF_PULL_ITEM;
 }
@@ -47,10 +51,13 @@ static enum sf_pull source_pull(void *ctx, void **item)
 static void source_discard(void *ctx, void *value)
 {
     source *s = ctx;
-    if ((intptr_t)value == -999)
+    if ((intptr_t)value == -999) {
         atomic_fetch_add(&s->errors_discarded, 1);
-    else
-        atomic_fetch_add(&s->discarded, 1);
+        return;
+    }
+    atomic_fetch_add(&s->discarded, 1);
+    if (s->pulled_by && !pthread_equal(s->pulled_by[(intptr_t)value - 1], pthread_self()))
+        atomic_fetch_add(&s->discarded_elsewhere, 1);
 }
 
 static void source_destroy(void *ctx) { atomic_fetch_add(&((source *)ctx)->destroyed, 1); }
@@ -282,6 +289,31 @@ TEST(ring_readers_taking_runs_of_items_see_the_whole_input_once_within_capacity)
     CHECK_EQ(s.pulled, N);
     CHECK_EQ(s.bound_violations, 0);
     CHECK_EQ(s.discarded, N);
+    CHECK_EQ(s.destroyed, 1);
+}
+
+TEST(ring_items_are_discarded_on_the_thread_that_pulled_them)
+{
+    /* readers on threads trade the producer role; a slot's item is
+     * discarded by the reader that pulled it, not by the one whose pull
+     * reuses the slot: only what is left at the closes (a ring's worth per
+     * reader) may be discarded elsewhere */
+    enum { N = 200000, READERS = 3, CAPACITY = 64 };
+    static pthread_t pulled_by[N];
+    source s = {.limit = N, .fail_at = -1, .pulled_by = pulled_by};
+    sf_ring *ring = open_ring(&s, READERS, CAPACITY);
+    sf_ring_read_ahead(ring, 16);
+    reading rd[READERS];
+    for (unsigned i = 0; i < READERS; i++)
+        rd[i] = (reading){.ring = ring, .src = &s, .index = i, .stop_after = -1,
+                          .take_more = i == 1 ? 8 : 0, .delay_every = i == 2 ? 20000 : 0};
+    run_readers(rd, READERS);
+    for (unsigned i = 0; i < READERS; i++) {
+        CHECK_EQ(rd[i].count, N);
+        CHECK_EQ(rd[i].order_errors, 0);
+    }
+    CHECK_EQ(s.discarded, N);
+    CHECK(s.discarded_elsewhere <= 2 * READERS * CAPACITY);
     CHECK_EQ(s.destroyed, 1);
 }
 
