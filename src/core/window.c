@@ -65,6 +65,9 @@ void sf__window_result_held(sf__window *w, size_t bytes)
     w->avg_bytes = w->avg_bytes > 0
                        ? w->avg_bytes + ((double)bytes - w->avg_bytes) / AVERAGE_WEIGHT
                        : (double)bytes;
+    /* the limit shrinks only once budget / average falls below it */
+    if (!w->budget || (double)w->budget >= w->avg_bytes * (double)w->limit)
+        return;
     size_t want = target(w);
     if (want < w->limit)
         w->limit = want;
