@@ -15,12 +15,13 @@ from .thread import ThreadPoolExecutor
 from ._validate import check_buffersize
 
 #: fanout()'s default buffersize: items held between the input and the
-#: slowest consumer.  Consumers share the GIL, so each runs until it is a
-#: ring ahead of the slowest (or has caught up) before the GIL moves on: a
-#: larger ring means fewer hand-offs, a smaller one less memory.  1024
-#: items make the hand-offs rare (bench/bench_fanout.py) and stay small
-#: next to anything worth fanning out (1024 pointers, plus the items
-#: themselves, which the input made anyway).
+#: slowest consumer.  With a GIL, consumers take turns, each running until
+#: it is a ring ahead of the slowest (or has caught up): a larger ring means
+#: fewer hand-offs, a smaller one less memory.  Without one (3.13t) they run
+#: at once and the ring's size hardly matters past 1024.  1024 items keep
+#: the hand-offs rare on both and stay small next to anything worth fanning
+#: out (1024 pointers, plus the items a lagging consumer pins); the figures
+#: are in the README ("Free-threaded Python"), from bench_freethreading.py.
 DEFAULT_FANOUT_BUFFERSIZE = 1024
 
 
