@@ -184,6 +184,15 @@ struct sf_map {
 
 static void map_unref(sf_map *m);
 
+/* map->mu held: a slot's state is read only under the lock, which orders
+ * it; the one store made without the lock, show()'s, keeps seq_cst for the
+ * consumer's wake-up protocol.  A seq_cst store here would be a full fence
+ * per item on each stage's path. */
+static inline void set_state(slot *s, enum slot_state state)
+{
+    atomic_store_explicit(&s->state, (unsigned char)state, memory_order_relaxed);
+}
+
 static inline slot *slot_at(const sf_map *m, size_t idx)
 {
     return &m->slot_pages[idx / SLOT_PAGE][idx % SLOT_PAGE];
@@ -227,7 +236,7 @@ static void release_slot(sf_map *m, uint32_t idx)
         sf__window_result_released(&m->win, s->bytes);
     s->bytes = 0;
     s->value = NULL;
-    s->state = SLOT_FREE;
+    set_state(s, SLOT_FREE);
     m->free_stack[m->nfree++] = idx;
     m->held--;
 }
@@ -248,7 +257,7 @@ static void give_up_item(sf_map *m, uint32_t idx, void *value, enum slot_state w
     }
     slot *s = slot_at(m, idx);
     s->value = NULL;
-    s->state = (unsigned char)why;
+    set_state(s, why);
     if (m->unordered)
         fifo_push(m, &m->done, idx);
 }
@@ -517,7 +526,7 @@ static void accept_item(sf_map *m, void *item, trash *t)
     slot *s = slot_at(m, idx);
     assert(s->state == SLOT_FREE);
     s->value = item;
-    s->state = SLOT_READY;
+    set_state(s, SLOT_READY);
     m->seq_slot[m->pulled % m->cap] = idx;
     m->pulled++;
     m->held++;
@@ -666,7 +675,7 @@ static int publish(sf_map *m, const uint32_t *idx, void *const *values, const in
             sf__window_result_held(&m->win, bytes[i]);
         }
         s->value = values[i];
-        s->state = failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK;
+        set_state(s, failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK);
         if (m->unordered)
             fifo_push(m, &m->done, idx[i]);
     }
@@ -722,7 +731,7 @@ int sf_batch_extend(sf_batch *b, int max)
             b->values[i] = s->value;
             b->done[i] = 0;
             b->bytes[i] = 0;
-            s->state = SLOT_RUNNING;
+            set_state(s, SLOT_RUNNING);
         }
         b->n += added;
         m->in_work += (size_t)added;
@@ -927,7 +936,7 @@ static int work_run(sf_job *job)
             idx[n] = fifo_pop(m, &m->ready);
             slot *s = slot_at(m, idx[n]);
             values[n] = s->value;
-            s->state = SLOT_RUNNING;
+            set_state(s, SLOT_RUNNING);
         }
         m->in_work += (size_t)n;
         if (n == 0 && m->ready.len)
@@ -1181,7 +1190,7 @@ static int take_slot(sf_map *m, long idx, void **value)
     if (state == SLOT_SHOWN_OK || state == SLOT_SHOWN_ERROR) {
         /* its worker has yet to publish it: that frees the slot */
         s->value = NULL;
-        s->state = SLOT_SHOWN_TAKEN;
+        set_state(s, SLOT_SHOWN_TAKEN);
         m->taken++;
         return rc;
     }
