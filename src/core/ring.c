@@ -138,7 +138,7 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
     sf_ring *ring = aligned_alloc(_Alignof(sf_ring), sizeof *ring);
     segment *seg = calloc(1, sizeof *seg + capacity * sizeof(void *));
     reader *slots_readers = aligned_alloc(64, sizeof(reader) * readers);
-    uint16_t *makers = unbounded ? NULL : calloc(capacity ? capacity : 1, sizeof *makers);
+    uint16_t *makers = unbounded ? NULL : calloc(capacity, sizeof *makers);
     if (!ring || !seg || !slots_readers || (!unbounded && !makers)) {
         free(ring);
         free(seg);
@@ -251,6 +251,21 @@ static segment *grow(sf_ring *ring, segment *old, uint64_t head)
     return seg;
 }
 
+/* The producer role: queue a value for `owner` to discard; 0 when its
+ * queue is full (or cannot be made). */
+static int push_returned(reader *owner, size_t capacity, void *value)
+{
+    if (!owner->returned && !(owner->returned = malloc(capacity * sizeof(void *))))
+        return 0;
+    if (owner->returned_pushed == owner->returned_room)
+        owner->returned_room =
+            atomic_load_explicit(&owner->returned_taken, memory_order_acquire) + capacity;
+    if (owner->returned_pushed == owner->returned_room)
+        return 0;
+    owner->returned[owner->returned_pushed++ % capacity] = value;
+    return 1;
+}
+
 /* The producer role: an item whose slot this pull reuses goes back to the
  * reader that pulled it, to be discarded on that reader's thread (where it
  * was made: a thread-caching allocator or CPython's biased reference
@@ -259,19 +274,9 @@ static segment *grow(sf_ring *ring, segment *old, uint64_t head)
 static void release_reused(sf_ring *ring, unsigned me, unsigned maker, void *value)
 {
     reader *owner = &ring->readers[maker];
-    size_t capacity = capacity_of(ring);
-    if (maker != me && atomic_load_explicit(&owner->cursor, memory_order_relaxed) != CLOSED) {
-        if (!owner->returned && !(owner->returned = malloc(capacity * sizeof(void *))))
-            goto here;
-        if (owner->returned_pushed == owner->returned_room)
-            owner->returned_room =
-                atomic_load_explicit(&owner->returned_taken, memory_order_acquire) + capacity;
-        if (owner->returned_pushed < owner->returned_room) {
-            owner->returned[owner->returned_pushed++ % capacity] = value;
-            return;
-        }
-    }
-here:
+    if (maker != me && atomic_load_explicit(&owner->cursor, memory_order_relaxed) != CLOSED &&
+        push_returned(owner, capacity_of(ring), value))
+        return;
     if (ring->ops.discard)
         ring->ops.discard(ring->ctx, value);
 }
@@ -288,8 +293,8 @@ static void publish_returned(sf_ring *ring)
 }
 
 /* The reader (or its closer, or the ring's destroy) discards what was
- * returned to it.  Each is counted taken before its discard, which may run
- * code that reads this reader again. */
+ * returned to it, up to `count`.  Each is counted taken before its
+ * discard, which may run code that reads this reader again. */
 static void discard_returned(sf_ring *ring, reader *r, uint64_t count)
 {
     size_t capacity = capacity_of(ring);
@@ -302,6 +307,15 @@ static void discard_returned(sf_ring *ring, reader *r, uint64_t count)
         if (ring->ops.discard)
             ring->ops.discard(ring->ctx, value);
     }
+}
+
+/* The reader (or its closer) discards what the producers published as
+ * returned to it so far. */
+static void discard_published_returned(sf_ring *ring, reader *r)
+{
+    uint64_t returned = atomic_load_explicit(&r->returned_count, memory_order_acquire);
+    if (returned != atomic_load_explicit(&r->returned_taken, memory_order_relaxed))
+        discard_returned(ring, r, returned);
 }
 
 /* Produce one item: the caller, reader `me`, holds the producer role.  0
@@ -387,11 +401,8 @@ static int step(sf_ring *ring, reader *r, void **value, void **more, size_t max_
                 size_t *n_more)
 {
     give_back_lent(ring, r);
-    if (ring->makers) {
-        uint64_t returned = atomic_load_explicit(&r->returned_count, memory_order_acquire);
-        if (returned != atomic_load_explicit(&r->returned_taken, memory_order_relaxed))
-            discard_returned(ring, r, returned);
-    }
+    if (ring->makers)
+        discard_published_returned(ring, r);
     for (;;) {
         if (atomic_load_explicit(&ring->cancelled, memory_order_relaxed))
             return SF_CANCELLED;
@@ -580,10 +591,8 @@ void sf_ring_close_reader(sf_ring *ring, unsigned index)
         return;
     r->lent = 0;
     atomic_store(&r->cursor, CLOSED);
-    /* what is published; what a producer still returns goes with the ring */
-    uint64_t returned = atomic_load_explicit(&r->returned_count, memory_order_acquire);
-    if (returned != atomic_load_explicit(&r->returned_taken, memory_order_relaxed))
-        discard_returned(ring, r, returned);
+    /* what a producer returns to it from now on goes with the ring */
+    discard_published_returned(ring, r);
     sf__event_signal_all(&ring->changed);
     if (atomic_fetch_sub(&ring->open_readers, 1) == 1 &&
         ring->fork_generation == sf__fork_generation())
