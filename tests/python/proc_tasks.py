@@ -262,7 +262,6 @@ def claims_size(size):
     return ClaimsSize(size)
 
 
-
 class CountsWhenFreed:
     """A mixin for a builtin type's subclass that counts its instances as
     they are freed (class attributes count and lock); it adds no __dict__,
