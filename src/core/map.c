@@ -61,6 +61,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -703,6 +704,30 @@ struct sf_batch {
                              * by run_batch under the lock it takes anyway */
 };
 
+/* map->mu held: claim ready items, in input order, into idx[] and
+ * values[] (each RUNNING and counted in in_work): a batch's worth, as
+ * many as the results' budget lets start, and at most `limit`.  Returns
+ * how many. */
+static int claim_ready(sf_map *m, uint32_t *idx, void **values, int limit)
+{
+    int want = batch_size(m);
+    size_t may_start = startable(m);
+    if ((size_t)want > may_start)
+        want = (int)may_start;
+    if (want > limit)
+        want = limit;
+    int n = 0;
+    for (; n < want && m->ready.len; n++) {
+        idx[n] = fifo_pop(m, &m->ready);
+        slot *s = slot_at(m, idx[n]);
+        values[n] = s->value;
+        set_state(s, SLOT_RUNNING);
+    }
+    m->in_work += (size_t)n;
+    note_blocked_on_output(m);
+    return n;
+}
+
 int sf_batch_size(const sf_batch *batch) { return batch->n; }
 int sf_batch_capacity(const sf_batch *batch) { return batch->cap; }
 
@@ -716,26 +741,11 @@ int sf_batch_extend(sf_batch *b, int max)
     if (per_item > 0)
         m->item_ns = m->item_ns > 0 ? (m->item_ns * 7 + per_item) / 8 : per_item;
     if (!m->cancelled && !sf_pool_broken(m->pool)) {
-        int want = batch_size(m);
-        size_t may_start = startable(m);
-        if ((size_t)want > may_start)
-            want = (int)may_start;
-        if (want > max)
-            want = max;
-        if (want > b->cap - b->n)
-            want = b->cap - b->n;
-        for (; added < want && m->ready.len; added++) {
-            int i = b->n + added;
-            b->idx[i] = fifo_pop(m, &m->ready);
-            slot *s = slot_at(m, b->idx[i]);
-            b->values[i] = s->value;
-            b->done[i] = 0;
-            b->bytes[i] = 0;
-            set_state(s, SLOT_RUNNING);
-        }
+        added = claim_ready(m, b->idx + b->n, b->values + b->n,
+                            max < b->cap - b->n ? max : b->cap - b->n);
+        memset(b->done + b->n, 0, (size_t)added);
+        memset(b->bytes + b->n, 0, (size_t)added * sizeof *b->bytes);
         b->n += added;
-        m->in_work += (size_t)added;
-        note_blocked_on_output(m);
     }
     sf__unlock(&m->mu);
     return added;
@@ -928,20 +938,9 @@ static int work_run(sf_job *job)
             sf__lock(&m->mu);
             break;
         }
-        int want = batch_size(m);
-        size_t may_start = startable(m);
-        if ((size_t)want > may_start)
-            want = (int)may_start;
-        for (n = 0; n < want && m->ready.len; n++) {
-            idx[n] = fifo_pop(m, &m->ready);
-            slot *s = slot_at(m, idx[n]);
-            values[n] = s->value;
-            set_state(s, SLOT_RUNNING);
-        }
-        m->in_work += (size_t)n;
+        n = claim_ready(m, idx, values, INT_MAX);
         if (n == 0 && m->ready.len)
             m->held_back = 1; /* the results fill the budget: a take re-posts us */
-        note_blocked_on_output(m);
         if (n == 0)
             break;
         m->jobs_working++;
