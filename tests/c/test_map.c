@@ -136,6 +136,21 @@ static sf_map *start_with(sf_pool *pool, feed *f, const sf_map_ops *o, sf_map_op
     return m;
 }
 
+/* 1 when the map's next results are those of items from..to (item k's
+ * result is 10 k), in order; else 0, after saying what came instead. */
+static int took_in_order(sf_map *m, long from, long to)
+{
+    for (long i = from; i <= to; i++) {
+        void *v = NULL;
+        int rc = sf_map_next(m, &v, -1);
+        if (rc != SF_RESULT || (intptr_t)v != i * 10) {
+            fprintf(stderr, "  result %ld: outcome %d, value %ld\n", i, rc, (long)(intptr_t)v);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static sf_map *start(sf_pool *pool, feed *f, size_t window, int unordered)
 {
     return start_with(pool, f, &ops, (sf_map_options){.window = window, .unordered = unordered});
@@ -154,14 +169,10 @@ TEST(map_adaptive_window_grows_on_small_results_up_to_its_max)
     feed f = {.limit = -1, .fail_input_at = -1, .result_bytes = 8};
     sf_pool *pool = make_pool(2);
     sf_map *m = start_adaptive(pool, &f, 8, 256, 1 << 20);
-    void *v;
     for (int k = 0; k < 200 && sf_map_outstanding(m) < 8; k++)
         usleep(1000);
     CHECK_EQ(sf_map_outstanding(m), 8); /* where it starts */
-    for (long i = 1; i <= 5000; i++) {
-        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-        CHECK_EQ((intptr_t)v, i * 10);
-    }
+    CHECK(took_in_order(m, 1, 5000));
     /* it grew to its max: a pull filled the 256th slot, and none went past */
     for (int k = 0; k < 2000 && f.most_outstanding < 256; k++)
         usleep(1000);
@@ -184,10 +195,7 @@ TEST(map_adaptive_window_grows_on_small_results_up_to_its_max)
 static void check_results_within_a_budget_of_ten(sf_map *m, feed *f, int *failed_)
 {
     void *v;
-    for (long i = 1; i <= 5; i++) {
-        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-        CHECK_EQ((intptr_t)v, i * 10);
-    }
+    CHECK(took_in_order(m, 1, 5));
     usleep(50000);
     long made = atomic_load(&f->worked) - 5;
     CHECK(made >= 1 && made <= 11);
@@ -495,10 +503,7 @@ TEST(map_shutdown_keeps_acquired_items_then_reports_shutdown)
     void *v;
     sf_pool_shutdown(pool, SF_SHUTDOWN_WAIT); /* input stops at a full window */
     CHECK_EQ(f.pulled, 6);
-    for (long i = 1; i <= 6; i++) {
-        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-        CHECK_EQ((intptr_t)v, i * 10);
-    }
+    CHECK(took_in_order(m, 1, 6));
     CHECK_EQ(sf_map_next(m, &v, -1), SF_SHUT_DOWN);
     CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
     sf_map_close(m);
@@ -562,10 +567,7 @@ TEST(map_unbounded_acquires_everything_then_yields_in_order)
     void *v;
     while (atomic_load(&f.pulled) < N)
         usleep(200); /* the consumer takes nothing: input is still all pulled */
-    for (long i = 1; i <= N; i++) {
-        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-        CHECK_EQ((intptr_t)v, i * 10);
-    }
+    CHECK(took_in_order(m, 1, N));
     CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
     sf_map_close(m);
     sf_pool_destroy(pool);
@@ -666,10 +668,7 @@ TEST(join_does_not_wait_for_a_pull_blocked_for_an_attached_consumer)
     sf_pool *pool = make_pool(2);
     sf_map *m = start(pool, &f, 8, 0);
     void *v;
-    for (long i = 1; i <= 5; i++) {
-        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-        CHECK_EQ((intptr_t)v, i * 10);
-    }
+    CHECK(took_in_order(m, 1, 5));
     while (!atomic_load(&f.pull_blocked))
         usleep(100);
     sf_pool_shutdown(pool, 0);
@@ -778,10 +777,7 @@ TEST(a_forked_child_finds_the_pool_inert_and_the_parent_goes_on)
     int status = 0;
     CHECK_EQ(waitpid(pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    for (long i = 2; i <= 1000; i++) {
-        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-        CHECK_EQ((intptr_t)v, i * 10);
-    }
+    CHECK(took_in_order(m, 2, 1000));
     CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
     sf_map_close(m);
     sf_pool_destroy(pool);
@@ -1013,10 +1009,7 @@ TEST(map_fixed_batch_claims_exactly_that_many)
     for (int i = 0; i < 1024; i++)
         atomic_store(&batch_sizes_seen[i], 0);
     CHECK_EQ(sf_map_create(&m, pool, &counting_ops, &f, &mo), 0);
-    for (long i = 1; i <= 1000; i++) {
-        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-        CHECK_EQ((intptr_t)v, i * 10);
-    }
+    CHECK(took_in_order(m, 1, 1000));
     CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
     sf_map_close(m);
     sf_pool_destroy(pool);
@@ -1117,10 +1110,7 @@ TEST(map_never_blocking_input_is_pulled_in_bursts_within_the_window)
     usleep(20000); /* no work finishes while the gate is shut: nothing more is pulled */
     CHECK_EQ(atomic_load(&f.pulled), 48);
     atomic_store(&f.gate, 1);
-    for (long i = 1; i <= 1000; i++) {
-        CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-        CHECK_EQ((intptr_t)v, i * 10);
-    }
+    CHECK(took_in_order(m, 1, 1000));
     CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
     sf_map_close(m);
     sf_pool_destroy(pool);
@@ -1143,10 +1133,7 @@ TEST(map_window_of_several_slot_pages_made_as_it_fills_is_still_exact)
         usleep(20000); /* nothing finishes while the gate is shut: no more is pulled */
         CHECK_EQ(atomic_load(&f.pulled), 700);
         atomic_store(&f.gate, 1);
-        for (long i = 1; i <= 5000; i++) {
-            CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-            CHECK_EQ((intptr_t)v, i * 10);
-        }
+        CHECK(took_in_order(m, 1, 5000));
         CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
         sf_map_close(m);
         sf_pool_destroy(pool);
@@ -1167,10 +1154,7 @@ TEST(map_slow_items_reach_every_worker_at_once)
         sf_map *m = start_with(pool, &f, &ops,
                                (sf_map_options){.window = 64, .pull_never_blocks = never_blocks});
         void *v;
-        for (long i = 1; i <= 200; i++) {
-            CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-            CHECK_EQ((intptr_t)v, i * 10);
-        }
+        CHECK(took_in_order(m, 1, 200));
         CHECK_EQ(sf_map_next(m, &v, -1), SF_END);
         sf_map_close(m);
         sf_pool_destroy(pool);
@@ -1187,10 +1171,7 @@ TEST(map_never_blocking_input_error_and_end_inside_a_burst)
         sf_map *m = start_never_blocking(pool, &f, 200);
         long expected = fail ? 130 : 100;
         void *v;
-        for (long i = 1; i <= expected; i++) {
-            CHECK_EQ(sf_map_next(m, &v, -1), SF_RESULT);
-            CHECK_EQ((intptr_t)v, i * 10);
-        }
+        CHECK(took_in_order(m, 1, expected));
         if (fail) {
             CHECK_EQ(sf_map_next(m, &v, -1), SF_INPUT_ERROR);
             CHECK_EQ((intptr_t)v, -999);
