@@ -25,7 +25,8 @@
  * window.  The slots are made in pages as the window first needs them (a
  * short map on a large window makes one page) and never move; the index
  * arrays (free stack, FIFOs, seq mapping) are allocated once, at the
- * window's largest, and touched only as far as they are used; only
+ * window's largest rounded up to a power of two (an index wraps with a
+ * mask), and touched only as far as they are used; only
  * buffersize=None (unbounded) grows them, doubling.  How many slots may be
  * held now is the window's policy (window.c): a fixed size, or one that
  * follows the results' cost in bytes (ops.result_bytes, measured on the
@@ -213,10 +214,17 @@ static void on_shutdown(sf__shutdown_listener *listener, int cancel_pending, int
 
 /* ---- small helpers (map->mu held) ----------------------------------- */
 
+/* Where the n-th entry of an index array lives: cap is a power of two, so
+ * a mask, not a division, on each of the several per-item lookups. */
+static inline size_t wrap(const sf_map *m, uint64_t n)
+{
+    return (size_t)(n & (m->cap - 1));
+}
+
 static void fifo_push(const sf_map *m, slot_fifo *r, uint32_t idx)
 {
     assert(r->len < m->cap && idx < m->cap);
-    r->buf[(r->head + r->len) % m->cap] = idx;
+    r->buf[wrap(m, r->head + r->len)] = idx;
     r->len++;
 }
 
@@ -224,7 +232,7 @@ static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
 {
     assert(r->len > 0);
     uint32_t idx = r->buf[r->head];
-    r->head = (r->head + 1) % m->cap;
+    r->head = wrap(m, r->head + 1);
     r->len--;
     return idx;
 }
@@ -528,7 +536,7 @@ static void accept_item(sf_map *m, void *item, trash *t)
     assert(s->state == SLOT_FREE);
     s->value = item;
     set_state(s, SLOT_READY);
-    m->seq_slot[m->pulled % m->cap] = idx;
+    m->seq_slot[wrap(m, m->pulled)] = idx;
     m->pulled++;
     m->held++;
     fifo_push(m, &m->ready, idx);
@@ -1092,8 +1100,12 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
         free(m);
         return -EINVAL;
     }
-    if (m->cap % SLOT_PAGE) /* whole pages: the last one's extra slots are never acquired */
-        m->cap += SLOT_PAGE - m->cap % SLOT_PAGE;
+    /* a power of two (wrap()), so whole pages; the slots past the window's
+     * largest are never made (pages are made as the window needs them) */
+    size_t cap = SLOT_PAGE;
+    while (cap < m->cap)
+        cap *= 2;
+    m->cap = cap;
     m->slot_pages = calloc(m->cap / SLOT_PAGE, sizeof *m->slot_pages);
     m->free_stack = malloc(m->cap * sizeof *m->free_stack);
     m->seq_slot = malloc(m->cap * sizeof *m->seq_slot);
@@ -1169,7 +1181,7 @@ static long takeable(sf_map *m)
         return m->done.len ? (long)m->done.buf[m->done.head] : -1;
     if (m->taken == m->pulled)
         return -1;
-    uint32_t idx = m->seq_slot[m->taken % m->cap];
+    uint32_t idx = m->seq_slot[wrap(m, m->taken)];
     return slot_at(m, idx)->state >= SLOT_SHOWN_OK ? (long)idx : -1;
 }
 
@@ -1280,7 +1292,7 @@ int sf_map_next_many(sf_map *m, void **value, int64_t deadline_ns, void **more,
         }
         long awaited = -1;
         if (!m->unordered && m->taken < m->pulled)
-            awaited = (long)m->seq_slot[m->taken % m->cap];
+            awaited = (long)m->seq_slot[wrap(m, m->taken)];
         atomic_store(&m->awaited_slot, awaited);
         uint32_t key = sf__event_prepare(&m->changed);
         if (takeable(m) >= 0) { /* shown with no lock since the look above */
