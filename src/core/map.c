@@ -237,17 +237,23 @@ static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
     return idx;
 }
 
-static void release_slot(sf_map *m, uint32_t idx)
+/* Back on the free stack; its result, if any, is out of the window's count. */
+static void free_slot(sf_map *m, uint32_t idx)
 {
     slot *s = slot_at(m, idx);
     assert(m->held > 0 && m->nfree < m->slots_made && s->state != SLOT_FREE);
-    if (m->bounded)
-        sf__window_result_released(&m->win, s->bytes);
     s->bytes = 0;
     s->value = NULL;
     set_state(s, SLOT_FREE);
     m->free_stack[m->nfree++] = idx;
     m->held--;
+}
+
+static void release_slot(sf_map *m, uint32_t idx)
+{
+    if (m->bounded)
+        sf__window_results_released(&m->win, slot_at(m, idx)->bytes, 1);
+    free_slot(m, idx);
 }
 
 /* A growable list of values to discard once map->mu is released. */
@@ -664,13 +670,18 @@ static int publish(sf_map *m, const uint32_t *idx, void *const *values, const in
                     const size_t *bytes, int from, int to, trash *t)
 {
     int freed = 0;
+    /* the window counts the group's results at once: those finished here,
+     * and of them those the consumer has taken already (shown) */
+    size_t counted_bytes = 0, counted = 0, taken_bytes = 0, taken = 0;
     for (int i = from; i < to; i++) {
         m->in_work--;
         slot *s = slot_at(m, idx[i]);
         if (s->state == SLOT_SHOWN_TAKEN) {
-            /* the consumer has it already: count it, then free its slot */
-            sf__window_result_held(&m->win, bytes[i]);
-            release_slot(m, idx[i]);
+            counted_bytes += bytes[i];
+            counted++;
+            taken_bytes += bytes[i];
+            taken++;
+            free_slot(m, idx[i]);
             freed = 1;
             continue;
         }
@@ -681,12 +692,17 @@ static int publish(sf_map *m, const uint32_t *idx, void *const *values, const in
         }
         if (m->bounded) {
             s->bytes = bytes[i];
-            sf__window_result_held(&m->win, bytes[i]);
+            counted_bytes += bytes[i];
+            counted++;
         }
         s->value = values[i];
         set_state(s, failed[i] ? SLOT_DONE_ERROR : SLOT_DONE_OK);
         if (m->unordered)
             fifo_push(m, &m->done, idx[i]);
+    }
+    if (m->bounded) {
+        sf__window_results_held(&m->win, counted_bytes, counted);
+        sf__window_results_released(&m->win, taken_bytes, taken);
     }
     if (m->drain || freed)
         maybe_post_feed(m, SF__BY_ENGINE);

@@ -57,14 +57,27 @@ static size_t target(const sf__window *w)
     return (size_t)items;
 }
 
-void sf__window_result_held(sf__window *w, size_t bytes)
+/* base**n by squaring (n is at most a publish group) */
+static double power(double base, size_t n)
 {
-    if (w->floor == w->cap)
+    double result = 1;
+    for (; n; n >>= 1, base *= base)
+        if (n & 1)
+            result *= base;
+    return result;
+}
+
+void sf__window_results_held(sf__window *w, size_t bytes, size_t count)
+{
+    if (w->floor == w->cap || count == 0)
         return;
     w->held_bytes += bytes;
+    /* `count` results of their mean size, each weighted as one alone */
+    double mean = (double)bytes / (double)count;
     w->avg_bytes = w->avg_bytes > 0
-                       ? w->avg_bytes + ((double)bytes - w->avg_bytes) / AVERAGE_WEIGHT
-                       : (double)bytes;
+                       ? w->avg_bytes + (mean - w->avg_bytes) *
+                                            (1 - power(1 - 1 / AVERAGE_WEIGHT, count))
+                       : mean;
     /* the limit shrinks only once budget / average falls below it */
     if (!w->budget || (double)w->budget >= w->avg_bytes * (double)w->limit)
         return;
@@ -73,12 +86,13 @@ void sf__window_result_held(sf__window *w, size_t bytes)
         w->limit = want;
 }
 
-void sf__window_result_released(sf__window *w, size_t bytes)
+void sf__window_results_released(sf__window *w, size_t bytes, size_t count)
 {
-    if (w->floor == w->cap)
+    if (w->floor == w->cap || count == 0)
         return;
     w->held_bytes = bytes < w->held_bytes ? w->held_bytes - bytes : 0;
-    if (++w->taken_since_growth < w->limit)
+    w->taken_since_growth += count;
+    if (w->taken_since_growth < w->limit)
         return;
     w->taken_since_growth = 0;
     size_t want = target(w);

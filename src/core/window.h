@@ -17,10 +17,10 @@ typedef struct sf__window {
 /* A fixed window of `items` when floor == cap; else adaptive in
  * [floor, cap], starting at `start`. */
 void sf__window_init(sf__window *w, size_t start, size_t floor, size_t cap, size_t budget);
-/* A result of `bytes` is held for the consumer. */
-void sf__window_result_held(sf__window *w, size_t bytes);
-/* A held result of `bytes` was taken (or discarded). */
-void sf__window_result_released(sf__window *w, size_t bytes);
+/* `count` results of `bytes` in all are held for the consumer. */
+void sf__window_results_held(sf__window *w, size_t bytes, size_t count);
+/* `count` held results of `bytes` in all were taken (or discarded). */
+void sf__window_results_released(sf__window *w, size_t bytes, size_t count);
 /* 1 when one more item may be acquired while `acquired` are. */
 int sf__window_admits(const sf__window *w, size_t acquired);
 /* How many more items may start while `running` are: as many as the
