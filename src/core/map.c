@@ -132,21 +132,38 @@ typedef struct work_job {
 } work_job;
 
 struct sf_map {
-    sf__shutdown_listener listener; /* the pool tells us of its shutdown */
+    /* set when made, then only read, by every thread (cap and slot_pages
+     * change only in an unbounded map, under mu, and no worker reads them
+     * without it there): on lines nobody writes, so that reading them per
+     * item costs no cache line taken from another core */
     sf_pool *pool;
     sf_map_ops ops;
     void *ctx;
-    pthread_mutex_t mu;
-    _Atomic long refs;
-    sf__event changed; /* the consumer sleeps here */
-
     int bounded, unordered;
-    size_t cap;       /* slots; the most the window can ever be */
-    sf__window win;   /* how many of them may be held now (window.c), when bounded */
+    int pull_never_blocks;
+    unsigned max_jobs;
+    int fixed_batch; /* options.batch: claim exactly this many (fewer at the end) */
+    int max_batch;
+    int batch_cap;   /* a batch's room, extensions included */
+    double batch_ns;
+    size_t cap;      /* slots; the most the window can ever be */
     /* the slots, in pages of SLOT_PAGE, made when the window first needs
      * them (a short map on a large window makes one page); a page never
      * moves, so a worker shows a result in its slot with no lock */
     slot **slot_pages;
+    work_job *jobs;
+
+    /* read by workers between items, with no lock; written only when the
+     * consumer goes to sleep or the map is cancelled */
+    _Alignas(64) sf__event changed; /* the consumer sleeps here */
+    _Atomic int cancelled; /* items not started must not start any more (written under mu) */
+    _Atomic long awaited_slot; /* the slot a sleeping ordered consumer waits for; -1: any */
+
+    /* the rest changes all the time, under mu */
+    _Alignas(64) pthread_mutex_t mu;
+    _Atomic long refs;
+    sf__shutdown_listener listener; /* the pool tells us of its shutdown */
+    sf__window win;   /* how many slots may be held now (window.c), when bounded */
     size_t slots_made;
     uint32_t *free_stack; /* of the slots made */
     size_t nfree;
@@ -163,21 +180,13 @@ struct sf_map {
     void *input_error;
     int pulling, feed_posted; /* pulling: slots taken by pulls under way */
     _Atomic int pull_for_consumer; /* the pull under way counts as the consumer's (in_pull) */
-    int pull_never_blocks;
     sf_job feed_job;
 
     int consumer, drain, finished;
-    _Atomic int cancelled; /* items not started must not start any more (written under mu;
-                            * work_each reads it between items without) */
-    _Atomic long awaited_slot; /* the slot a sleeping ordered consumer waits for; -1: any */
-    unsigned jobs_posted, max_jobs;
+    unsigned jobs_posted;
     unsigned jobs_working; /* posted jobs between claiming a batch and its end */
-    work_job *jobs, *free_jobs;
+    work_job *free_jobs;
     double item_ns; /* moving average of one item's work */
-    int fixed_batch; /* options.batch: claim exactly this many (fewer at the end) */
-    int max_batch;
-    int batch_cap;   /* a batch's room, extensions included */
-    double batch_ns;
 
     /* sf_map_stats: where the time went */
     int64_t busy_ns, input_ns, full_ns;
@@ -1087,9 +1096,10 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
 
     if (!ops || !ops->pull || !(ops->work || ops->work_batch) || !ops->discard || !options)
         return -EINVAL;
-    m = calloc(1, sizeof *m);
+    m = aligned_alloc(_Alignof(sf_map), sizeof *m);
     if (!m)
         return -ENOMEM;
+    memset(m, 0, sizeof *m);
     m->bounded = options->window != SF_WINDOW_UNBOUNDED;
     /* window_max == window with a budget: a window that only shrinks */
     int adaptive = m->bounded && (options->window_max > options->window ||
