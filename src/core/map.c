@@ -881,19 +881,27 @@ static void leave_tail(sf_batch *b, const int *finished, const int *failed, int 
 static void work_each(void *ctx, sf_batch *batch)
 {
     sf_map *m = batch->map;
+    /* read once: the calls below are opaque to the compiler, which would
+     * otherwise load each of these again for every item */
+    int (*const work)(void *, void **) = m->ops.work;
+    size_t (*const result_bytes)(void *, const void *) = m->ops.result_bytes;
+    void **const values = batch->values;
+    size_t *const bytes = batch->bytes;
+    const int n = batch->n, group = batch->publish_group;
     int finished[MAX_PUBLISH_GROUP], failed[MAX_PUBLISH_GROUP], pending = 0;
-    for (int i = 0; i < batch->n; i++) {
-        failed[pending] = m->ops.work(ctx, &batch->values[i]);
-        if (m->ops.result_bytes && !failed[pending])
-            batch->bytes[i] = m->ops.result_bytes(ctx, batch->values[i]);
+    for (int i = 0; i < n; i++) {
+        int item_failed = work(ctx, &values[i]);
+        if (result_bytes && !item_failed)
+            bytes[i] = result_bytes(ctx, values[i]);
+        failed[pending] = item_failed;
         finished[pending++] = i;
-        if (batch->publish_group > 1)
-            show(m, batch->idx[i], batch->values[i], batch->bytes[i], failed[pending - 1]);
+        if (group > 1)
+            show(m, batch->idx[i], values[i], bytes[i], item_failed);
         /* a cancel publishes what is finished at once, and starts no more */
         int stop = atomic_load_explicit(&m->cancelled, memory_order_relaxed);
-        if (pending < batch->publish_group && i + 1 < batch->n && !stop)
+        if (pending < group && i + 1 < n && !stop)
             continue;
-        if (i + 1 == batch->n && batch->publish_group > 1 && !stop) {
+        if (i + 1 == n && group > 1 && !stop) {
             leave_tail(batch, finished, failed, pending);
             break;
         }
