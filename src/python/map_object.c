@@ -324,9 +324,14 @@ static int next_counted(SfMapIterObject *it, sf_map *map, void **value, int64_t 
     it->inside++;
     if (deadline == 0) {
         /* no wait, so the critical section is held throughout: the results
-         * taken ahead follow this one directly */
-        rc = sf_map_next_many(map, value, 0, (void **)it->ahead, it->ahead_failed,
-                              it->take_ahead, &it->ahead_len);
+         * taken ahead follow this one directly.  None is taken ahead while
+         * another thread waits in the map (its critical section
+         * suspended): it will take the next result when it wakes, and
+         * results taken ahead meanwhile would come before it, so that
+         * thread would be handed results out of input order */
+        int more = it->inside > 1 ? 0 : it->take_ahead;
+        rc = sf_map_next_many(map, value, 0, (void **)it->ahead, it->ahead_failed, more,
+                              &it->ahead_len);
         it->ahead_next = 0;
     } else {
         Py_BEGIN_ALLOW_THREADS
