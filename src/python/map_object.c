@@ -13,6 +13,10 @@
  * ones right behind it (sf_map_next_many, at most SFPY_TAKE_AHEAD, 64 KiB):
  * they are handed out from `ahead` before the map is asked again, count as
  * taken in stats() only once handed out, and are dropped by an early end.
+ * `ahead` has a lock of its own (ahead_lock, a leaf: nothing else is taken
+ * and no Python code runs while it is held; with a GIL, the GIL), so that
+ * on a free-threaded build next() hands out a result taken ahead without
+ * the critical section; what refills or empties it also holds that.
  * A thread inside
  * sf_map_next is counted in `inside`, and the map is closed only when
  * nobody is, so it is never freed under a thread using it.
@@ -58,6 +62,9 @@ typedef struct SfMapIterObject {
      * asked again; only with the adaptive window, whose bound is in bytes
      * (an explicit buffersize stays exact) */
     int take_ahead;   /* the most to take ahead: SFPY_TAKE_AHEAD or 0 */
+#ifdef Py_GIL_DISABLED
+    PyMutex ahead_lock; /* guards ahead_next, ahead_len, ahead[], ahead_dropped */
+#endif
     int ahead_next, ahead_len;
     uint64_t ahead_dropped; /* taken ahead, then discarded by an early end */
     PyObject *ahead[SFPY_TAKE_AHEAD];
@@ -88,6 +95,14 @@ static void run_on_finish(SfMapIterObject *it)
 static int take_or_not(SfMapIterObject *it, PyObject **value, int wait);
 #define take(it, value) take_or_not((it), (value), 1)
 #define NOTHING_READY 2
+
+#ifdef Py_GIL_DISABLED
+#define lock_ahead(it) PyMutex_Lock(&(it)->ahead_lock)
+#define unlock_ahead(it) PyMutex_Unlock(&(it)->ahead_lock)
+#else /* the GIL guards them */
+#define lock_ahead(it) ((void)(it))
+#define unlock_ahead(it) ((void)(it))
+#endif
 
 static enum sf_pull ctx_pull(void *raw, void **item)
 {
@@ -204,6 +219,9 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->on_finish = NULL;
     it->ahead_next = it->ahead_len = 0;
     it->ahead_dropped = 0;
+#ifdef Py_GIL_DISABLED
+    it->ahead_lock = (PyMutex){0};
+#endif
     it->pool = Py_NewRef(owner);
     sfpy_map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
     if (!ctx) {
@@ -263,24 +281,54 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
 }
 
 /* Results taken ahead and not handed out: discarded when the iteration
- * ends early, and counted so stats() leaves them out.  Emptied before any
- * is released (a finalizer may come back here). */
+ * ends early, and counted so stats() leaves them out.  Emptied (moved to
+ * dropped[], their count returned) before any is released by
+ * release_dropped (a finalizer may come back here). */
+static int empty_taken_ahead(SfMapIterObject *it, PyObject **dropped)
+{
+    lock_ahead(it);
+    int n = it->ahead_len - it->ahead_next;
+    memcpy(dropped, it->ahead + it->ahead_next, (size_t)n * sizeof *dropped);
+    it->ahead_next = it->ahead_len = 0;
+    it->ahead_dropped += (uint64_t)n;
+    unlock_ahead(it);
+    return n;
+}
+
+static void release_dropped(PyObject **dropped, int n)
+{
+    for (int k = 0; k < n; k++)
+        Py_DECREF(dropped[k]);
+}
+
 static void drop_taken_ahead(SfMapIterObject *it)
 {
-    int first = it->ahead_next, last = it->ahead_len;
     PyObject *dropped[SFPY_TAKE_AHEAD];
-    memcpy(dropped, it->ahead, sizeof dropped);
-    it->ahead_next = it->ahead_len = 0;
-    it->ahead_dropped += (uint64_t)(last - first);
-    for (int k = first; k < last; k++)
-        Py_DECREF(dropped[k]);
+    release_dropped(dropped, empty_taken_ahead(it, dropped));
 }
 
 /* The map's stats, counting as taken only the results handed out. */
 static void read_stats(SfMapIterObject *it, sf_map *map, sf_map_stats *st)
 {
     sf_map_get_stats(map, st);
+    lock_ahead(it);
     st->taken -= (uint64_t)(it->ahead_len - it->ahead_next) + it->ahead_dropped;
+    unlock_ahead(it);
+}
+
+/* The next result taken ahead: its failed flag (0 or 1) with the result in
+ * *out, or -1 when none is left. */
+static int pop_taken_ahead(SfMapIterObject *it, PyObject **out)
+{
+    int failed = -1;
+    lock_ahead(it);
+    if (it->ahead_next < it->ahead_len) {
+        int k = it->ahead_next++;
+        *out = it->ahead[k];
+        failed = it->ahead_failed[k];
+    }
+    unlock_ahead(it);
+    return failed;
 }
 
 /* End the iteration.  Another thread may be inside sf_map_next on this
@@ -297,10 +345,14 @@ static void finish(SfMapIterObject *it)
         drop_taken_ahead(it);
         return;
     }
+    /* emptied first: next() hands out what was taken ahead with no
+     * critical section, and the last stats must count each it handed out */
+    PyObject *dropped[SFPY_TAKE_AHEAD];
+    int n_dropped = empty_taken_ahead(it, dropped);
     read_stats(it, map, &it->last_stats);
     it->map = NULL;
     sf_map_close(map);
-    drop_taken_ahead(it);
+    release_dropped(dropped, n_dropped);
     run_on_finish(it);
 }
 
@@ -323,16 +375,26 @@ static int next_counted(SfMapIterObject *it, sf_map *map, void **value, int64_t 
     int rc;
     it->inside++;
     if (deadline == 0) {
-        /* no wait, so the critical section is held throughout: the results
-         * taken ahead follow this one directly.  None is taken ahead while
-         * another thread waits in the map (its critical section
-         * suspended): it will take the next result when it wakes, and
-         * results taken ahead meanwhile would come before it, so that
-         * thread would be handed results out of input order */
+        /* no wait, so the critical section is held throughout: nobody
+         * else refills `ahead`, which the caller found empty, and the
+         * results taken ahead follow this one directly.  None is taken
+         * ahead while another thread waits in the map (its critical
+         * section suspended): it will take the next result when it wakes,
+         * and results taken ahead meanwhile would come before it, so
+         * that thread would be handed results out of input order */
+        PyObject *ahead[SFPY_TAKE_AHEAD];
+        unsigned char ahead_failed[SFPY_TAKE_AHEAD];
+        int n = 0;
         int more = it->inside > 1 ? 0 : it->take_ahead;
-        rc = sf_map_next_many(map, value, 0, (void **)it->ahead, it->ahead_failed, more,
-                              &it->ahead_len);
-        it->ahead_next = 0;
+        rc = sf_map_next_many(map, value, 0, (void **)ahead, ahead_failed, more, &n);
+        if (n > 0) {
+            lock_ahead(it);
+            memcpy(it->ahead, ahead, (size_t)n * sizeof *ahead);
+            memcpy(it->ahead_failed, ahead_failed, (size_t)n);
+            it->ahead_next = 0;
+            it->ahead_len = n;
+            unlock_ahead(it);
+        }
     } else {
         Py_BEGIN_ALLOW_THREADS
         rc = sf_map_next(map, value, deadline);
@@ -349,12 +411,9 @@ static int next_counted(SfMapIterObject *it, sf_map *map, void **value, int64_t 
 static int take_locked(SfMapIterObject *it, PyObject **out, int wait)
 {
     void *value;
-    int rc;
-    if (it->ahead_next < it->ahead_len) {
-        int k = it->ahead_next++;
-        *out = it->ahead[k];
-        return it->ahead_failed[k];
-    }
+    int rc = pop_taken_ahead(it, out);
+    if (rc >= 0)
+        return rc;
     if (!it->map)
         return -1;
     it->started = 1;
@@ -402,11 +461,18 @@ static int take_locked(SfMapIterObject *it, PyObject **out, int wait)
 }
 
 /* Every method that reads or changes the iterator holds its critical
- * section: next(), close(), stats() and the progress bar's callback may
- * come from different threads at once on a free-threaded build. */
+ * section (next() unless a result taken ahead is there: ahead_lock):
+ * next(), close(), stats() and the progress bar's callback may come from
+ * different threads at once on a free-threaded build. */
 static int take_or_not(SfMapIterObject *it, PyObject **out, int wait)
 {
     int rc;
+#ifdef Py_GIL_DISABLED
+    /* a result taken ahead needs only ahead_lock: the critical section
+     * (a lock and a thread-state push, twice per item) is for the rest */
+    if ((rc = pop_taken_ahead(it, out)) >= 0)
+        return rc;
+#endif
     Py_BEGIN_CRITICAL_SECTION(it);
     rc = take_locked(it, out, wait);
     Py_END_CRITICAL_SECTION();
