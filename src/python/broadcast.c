@@ -22,7 +22,9 @@
  * another thread during one is carried out by that next() when it
  * returns), so the ring is never freed under a thread that is using it;
  * an item is referenced before the reader leaves, while the ring still
- * lends it.
+ * lends it.  Nothing is taken ahead while another thread is inside the
+ * reader's next(): its next ring call would end the loan of the items
+ * taken ahead before they were handed out.
  */
 #include <errno.h>
 
@@ -127,6 +129,16 @@ static PyObject *raise_deadlock(SfReaderObject *r)
     return NULL;
 }
 
+/* How many items a next() may take ahead now: none while another thread
+ * is inside this reader's next() (asleep in the ring, its critical section
+ * suspended).  Its next ring call ends the loan of whatever was taken
+ * ahead, so the items taken ahead and not yet handed out would be lost;
+ * one taken alone is referenced before this thread leaves. */
+static size_t take_ahead_now(const SfReaderObject *r)
+{
+    return r->inside > 1 ? 0 : r->owner->take_ahead;
+}
+
 static PyObject *reader_next_locked(SfReaderObject *r)
 {
     if (r->closed) {
@@ -141,7 +153,7 @@ static PyObject *reader_next_locked(SfReaderObject *r)
     r->inside++;
     r->ahead_len = r->ahead_next = 0;
     int rc = sf_ring_next_many(ring, r->index, &value, 0, (void **)r->ahead,
-                               r->owner->take_ahead, &r->ahead_len);
+                               take_ahead_now(r), &r->ahead_len);
     while (rc == -EAGAIN) {
         int waited;
         Py_BEGIN_ALLOW_THREADS
@@ -156,7 +168,7 @@ static PyObject *reader_next_locked(SfReaderObject *r)
             break;
         }
         rc = sf_ring_next_many(ring, r->index, &value, 0, (void **)r->ahead,
-                               r->owner->take_ahead, &r->ahead_len);
+                               take_ahead_now(r), &r->ahead_len);
     }
     if (rc == SF_RESULT)
         Py_INCREF((PyObject *)value);

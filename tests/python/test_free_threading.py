@@ -204,6 +204,26 @@ def test_fanout_with_four_consumers_on_threads():
     assert sf.fanout(range(n), sum, max, min, count) == (n * (n - 1) // 2, n - 1, 0, n)
 
 
+def test_a_fanout_consumer_reading_its_input_on_several_threads_gets_each_item_once():
+    n = 200_000
+
+    def read_on_four_threads(items):
+        got = [[] for _ in range(4)]
+
+        def read(i):
+            for x in items:
+                got[i].append(x)
+
+        on_threads(4, read)
+        return got
+
+    for _ in range(3):
+        got, total = sf.fanout(range(n), read_on_four_threads, sum)
+        assert sorted(x for part in got for x in part) == list(range(n))
+        assert all(part == sorted(part) for part in got)  # each thread in input order
+        assert total == n * (n - 1) // 2
+
+
 def test_the_inputs_error_reaches_each_copy_on_its_thread_once():
     def failing():
         yield from range(1000)
