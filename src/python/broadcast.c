@@ -40,6 +40,7 @@ typedef struct SfBroadcastObject {
     sf_ring *ring;         /* NULL once every reader is closed */
     _Atomic int cancelled; /* cancel() was called: readers stop handing out what they took ahead */
     PyObject *module;
+    sfpy_state *state;     /* the module's, alive as long as `module` */
     PyObject *source;      /* NULL once the ring is freed */
     PyObject *input_error; /* the input's exception, or NULL */
     PyObject *input_traceback;
@@ -69,7 +70,7 @@ typedef struct SfReaderObject {
 static enum sf_pull source_pull(void *raw, void **item)
 {
     SfBroadcastObject *b = raw;
-    sfpy_thread_tick(sfpy_state_of(b->module), 1);
+    sfpy_thread_tick(b->state, 1);
     PyObject *next = b->source ? PyIter_Next(b->source) : NULL;
     if (next) {
         *item = next;
@@ -177,7 +178,7 @@ static PyObject *reader_next_locked(SfReaderObject *r)
     case SF_RESULT: /* taken while counted inside: the ring lends it until our next call */
         return (PyObject *)value;
     case SF_CANCELLED: {
-        sfpy_state *st = sfpy_state_of(r->owner->module);
+        sfpy_state *st = r->owner->state;
         PyErr_SetNone(st->cancelled_error);
         return NULL;
     }
@@ -441,6 +442,7 @@ PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
     }
     b->ring = NULL;
     b->module = Py_NewRef(module);
+    b->state = st;
     b->source = source;
     b->input_error = NULL;
     b->input_traceback = NULL;
