@@ -172,7 +172,7 @@ static int ctx_work(void *raw, void **value)
 static size_t ctx_result_bytes(void *raw, const void *value)
 {
     sfpy_map_ctx *ctx = raw;
-    size_t bytes = sfpy_result_bytes(NULL, value);
+    size_t bytes = sfpy_result_bytes((PyObject *)value);
     size_t weight = bytes / SFPY_RUN_PENDING_ITEM_BYTES;
     if (weight)
         sfpy_thread_tick(ctx->pool_ctx->state,

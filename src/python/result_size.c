@@ -17,10 +17,8 @@
 
 static size_t basic_size(PyObject *o) { return (size_t)Py_TYPE(o)->tp_basicsize; }
 
-size_t sfpy_result_bytes(void *ctx, const void *value)
+size_t sfpy_result_bytes(PyObject *o)
 {
-    (void)ctx;
-    PyObject *o = (PyObject *)value;
     PyTypeObject *type = Py_TYPE(o);
     if (type == &PyLong_Type || type == &PyFloat_Type || type == &PyBool_Type ||
         o == Py_None || type == &PyComplex_Type)

@@ -5,7 +5,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-/* sf_map_ops.result_bytes: sys.getsizeof's (shallow) size; never fails. */
-size_t sfpy_result_bytes(void *ctx, const void *value);
+/* sys.getsizeof's (shallow) size of a result; never fails. */
+size_t sfpy_result_bytes(PyObject *o);
 
 #endif
