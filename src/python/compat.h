@@ -34,6 +34,20 @@ typedef struct { char unused; } sfpy_mutex;
 #define Py_END_CRITICAL_SECTION2() }
 #endif
 
+/* An sfpy_leaf_lock guards a few fields on a hot path for a moment, with
+ * nothing else taken and no Python code run while it is held: a PyMutex
+ * on a free-threaded build; wherever a GIL exists (3.13 included) the GIL
+ * is that lock, and it costs nothing. */
+#ifdef Py_GIL_DISABLED
+typedef PyMutex sfpy_leaf_lock;
+#define sfpy_leaf_lock_acquire(m) PyMutex_Lock(m)
+#define sfpy_leaf_lock_release(m) PyMutex_Unlock(m)
+#else
+typedef struct { char unused; } sfpy_leaf_lock;
+#define sfpy_leaf_lock_acquire(m) ((void)(m))
+#define sfpy_leaf_lock_release(m) ((void)(m))
+#endif
+
 PyObject *sfpy_fetch_exception(void);     /* new reference, error cleared */
 
 /* A timeout in seconds as nanoseconds, without a float-to-integer cast out

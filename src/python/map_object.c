@@ -62,9 +62,7 @@ typedef struct SfMapIterObject {
      * asked again; only with the adaptive window, whose bound is in bytes
      * (an explicit buffersize stays exact) */
     int take_ahead;   /* the most to take ahead: SFPY_TAKE_AHEAD or 0 */
-#ifdef Py_GIL_DISABLED
-    PyMutex ahead_lock; /* guards ahead_next, ahead_len, ahead[], ahead_dropped */
-#endif
+    sfpy_leaf_lock ahead_lock; /* guards ahead_next, ahead_len, ahead[], ahead_dropped */
     int ahead_next, ahead_len;
     uint64_t ahead_dropped; /* taken ahead, then discarded by an early end */
     PyObject *ahead[SFPY_TAKE_AHEAD];
@@ -95,14 +93,6 @@ static void run_on_finish(SfMapIterObject *it)
 static int take_or_not(SfMapIterObject *it, PyObject **value, int wait);
 #define take(it, value) take_or_not((it), (value), 1)
 #define NOTHING_READY 2
-
-#ifdef Py_GIL_DISABLED
-#define lock_ahead(it) PyMutex_Lock(&(it)->ahead_lock)
-#define unlock_ahead(it) PyMutex_Unlock(&(it)->ahead_lock)
-#else /* the GIL guards them */
-#define lock_ahead(it) ((void)(it))
-#define unlock_ahead(it) ((void)(it))
-#endif
 
 static enum sf_pull ctx_pull(void *raw, void **item)
 {
@@ -219,9 +209,7 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->on_finish = NULL;
     it->ahead_next = it->ahead_len = 0;
     it->ahead_dropped = 0;
-#ifdef Py_GIL_DISABLED
-    it->ahead_lock = (PyMutex){0};
-#endif
+    it->ahead_lock = (sfpy_leaf_lock){0};
     it->pool = Py_NewRef(owner);
     sfpy_map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
     if (!ctx) {
@@ -286,12 +274,12 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
  * release_dropped (a finalizer may come back here). */
 static int empty_taken_ahead(SfMapIterObject *it, PyObject **dropped)
 {
-    lock_ahead(it);
+    sfpy_leaf_lock_acquire(&it->ahead_lock);
     int n = it->ahead_len - it->ahead_next;
     memcpy(dropped, it->ahead + it->ahead_next, (size_t)n * sizeof *dropped);
     it->ahead_next = it->ahead_len = 0;
     it->ahead_dropped += (uint64_t)n;
-    unlock_ahead(it);
+    sfpy_leaf_lock_release(&it->ahead_lock);
     return n;
 }
 
@@ -311,9 +299,9 @@ static void drop_taken_ahead(SfMapIterObject *it)
 static void read_stats(SfMapIterObject *it, sf_map *map, sf_map_stats *st)
 {
     sf_map_get_stats(map, st);
-    lock_ahead(it);
+    sfpy_leaf_lock_acquire(&it->ahead_lock);
     st->taken -= (uint64_t)(it->ahead_len - it->ahead_next) + it->ahead_dropped;
-    unlock_ahead(it);
+    sfpy_leaf_lock_release(&it->ahead_lock);
 }
 
 /* The next result taken ahead: its failed flag (0 or 1) with the result in
@@ -321,13 +309,13 @@ static void read_stats(SfMapIterObject *it, sf_map *map, sf_map_stats *st)
 static int pop_taken_ahead(SfMapIterObject *it, PyObject **out)
 {
     int failed = -1;
-    lock_ahead(it);
+    sfpy_leaf_lock_acquire(&it->ahead_lock);
     if (it->ahead_next < it->ahead_len) {
         int k = it->ahead_next++;
         *out = it->ahead[k];
         failed = it->ahead_failed[k];
     }
-    unlock_ahead(it);
+    sfpy_leaf_lock_release(&it->ahead_lock);
     return failed;
 }
 
@@ -388,12 +376,12 @@ static int next_counted(SfMapIterObject *it, sf_map *map, void **value, int64_t 
         int more = it->inside > 1 ? 0 : it->take_ahead;
         rc = sf_map_next_many(map, value, 0, (void **)ahead, ahead_failed, more, &n);
         if (n > 0) {
-            lock_ahead(it);
+            sfpy_leaf_lock_acquire(&it->ahead_lock);
             memcpy(it->ahead, ahead, (size_t)n * sizeof *ahead);
             memcpy(it->ahead_failed, ahead_failed, (size_t)n);
             it->ahead_next = 0;
             it->ahead_len = n;
-            unlock_ahead(it);
+            sfpy_leaf_lock_release(&it->ahead_lock);
         }
     } else {
         Py_BEGIN_ALLOW_THREADS
@@ -467,12 +455,11 @@ static int take_locked(SfMapIterObject *it, PyObject **out, int wait)
 static int take_or_not(SfMapIterObject *it, PyObject **out, int wait)
 {
     int rc;
-#ifdef Py_GIL_DISABLED
     /* a result taken ahead needs only ahead_lock: the critical section
-     * (a lock and a thread-state push, twice per item) is for the rest */
+     * (on 3.13t a lock and a thread-state push, twice per item) is for
+     * the rest */
     if ((rc = pop_taken_ahead(it, out)) >= 0)
         return rc;
-#endif
     Py_BEGIN_CRITICAL_SECTION(it);
     rc = take_locked(it, out, wait);
     Py_END_CRITICAL_SECTION();
