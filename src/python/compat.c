@@ -6,9 +6,12 @@
  * __traceback__ set, so it can cross threads and be raised later at the
  * item's position exactly as Future.result() would raise it.  3.12 has
  * PyErr_GetRaisedException for this; older versions need fetch+normalize.
- * No locks; callers hold the GIL.
+ * No locks; callers hold the GIL.  The leaf lock's wait (free-threaded
+ * build only) spins a little on a plain load, then gives the CPU away, so
+ * a holder preempted on a busy machine gets to run and let go.
  */
 #include <math.h>
+#include <sched.h>
 
 #include "compat.h"
 
@@ -50,3 +53,14 @@ int64_t sfpy_timeout_ns(double seconds)
         return -1;
     return (int64_t)(seconds * 1e9);
 }
+
+#ifdef Py_GIL_DISABLED
+#define LEAF_LOCK_SPINS 64
+
+void sfpy_leaf_lock_wait(sfpy_leaf_lock *m)
+{
+    for (int spin = 0; atomic_load_explicit(&m->held, memory_order_relaxed); spin++)
+        if (spin >= LEAF_LOCK_SPINS)
+            sched_yield();
+}
+#endif

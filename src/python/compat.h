@@ -35,15 +35,31 @@ typedef struct { char unused; } sfpy_mutex;
 #endif
 
 /* An sfpy_leaf_lock guards a few fields on a hot path for a moment, with
- * nothing else taken and no Python code run while it is held: a PyMutex
- * on a free-threaded build; wherever a GIL exists (3.13 included) the GIL
- * is that lock, and it costs nothing. */
+ * nothing else taken and no Python code run while it is held.  On a
+ * free-threaded build it is a spin lock that yields the CPU while it waits,
+ * not a PyMutex: a PyMutex that has to wait detaches the thread state,
+ * which suspends the critical sections its thread holds, and a leaf lock
+ * is taken inside one (a refill installs what it took under both).  Its
+ * holder never blocks, so the wait is short unless the holder was
+ * preempted.  Wherever a GIL exists (3.13 included) the GIL is that lock,
+ * and it costs nothing. */
 #ifdef Py_GIL_DISABLED
-typedef PyMutex sfpy_leaf_lock;
-#define sfpy_leaf_lock_acquire(m) PyMutex_Lock(m)
-#define sfpy_leaf_lock_release(m) PyMutex_Unlock(m)
+#include <stdatomic.h>
+typedef struct { _Atomic unsigned char held; } sfpy_leaf_lock;
+#define SFPY_LEAF_LOCK_INIT(m) atomic_init(&(m)->held, 0)
+void sfpy_leaf_lock_wait(sfpy_leaf_lock *m); /* until it looks free */
+static inline void sfpy_leaf_lock_acquire(sfpy_leaf_lock *m)
+{
+    while (atomic_exchange_explicit(&m->held, 1, memory_order_acquire))
+        sfpy_leaf_lock_wait(m);
+}
+static inline void sfpy_leaf_lock_release(sfpy_leaf_lock *m)
+{
+    atomic_store_explicit(&m->held, 0, memory_order_release);
+}
 #else
 typedef struct { char unused; } sfpy_leaf_lock;
+#define SFPY_LEAF_LOCK_INIT(m) ((void)(m))
 #define sfpy_leaf_lock_acquire(m) ((void)(m))
 #define sfpy_leaf_lock_release(m) ((void)(m))
 #endif

@@ -209,7 +209,7 @@ PyObject *sfpy_map_iter_new(PyObject *owner, sfpy_pool_ctx *pool_ctx, sf_pool *p
     it->on_finish = NULL;
     it->ahead_next = it->ahead_len = 0;
     it->ahead_dropped = 0;
-    it->ahead_lock = (sfpy_leaf_lock){0};
+    SFPY_LEAF_LOCK_INIT(&it->ahead_lock);
     it->pool = Py_NewRef(owner);
     sfpy_map_ctx *ctx = PyMem_RawMalloc(sizeof *ctx);
     if (!ctx) {
