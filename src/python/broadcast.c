@@ -24,9 +24,16 @@
  * an item is referenced before the reader leaves, while the ring still
  * lends it.  Nothing is taken ahead while another thread is inside the
  * reader's next(): its next ring call would end the loan of the items
- * taken ahead before they were handed out.
+ * taken ahead before they were handed out.  The items taken ahead have a
+ * leaf lock of their own (ahead_lock): next() hands one out, referenced,
+ * under that lock alone, without the critical section.  Only a next()
+ * holding the critical section installs items, and it calls the ring
+ * again only once it has seen them all handed out, under that lock; a
+ * close empties them under it before the ring ends their loan, and a
+ * closed reader installs none.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "broadcast.h"
 #include "compat.h"
@@ -61,6 +68,7 @@ typedef struct SfReaderObject {
     int closed;        /* closed, or to be closed once `inside` drops to 0 */
     int released;      /* sf_ring_close_reader was called */
     int inside;        /* threads inside next() */
+    sfpy_leaf_lock ahead_lock; /* guards ahead_len, ahead_next, ahead[] */
     size_t ahead_len, ahead_next; /* ahead[ahead_next..ahead_len): taken, not yet handed out */
     PyObject *ahead[READER_TAKE_AHEAD];
     PyObject *raised_input_error; /* the copy of the input's exception it raised */
@@ -108,10 +116,15 @@ static const sf_ring_ops python_ring_ops = {
 static void release_reader(SfReaderObject *r)
 {
     r->closed = 1;
+    /* forgotten (borrowed from the ring) before the ring ends their loan,
+     * even when the close waits for a thread inside: none is handed out
+     * after a close */
+    sfpy_leaf_lock_acquire(&r->ahead_lock);
+    r->ahead_len = r->ahead_next = 0;
+    sfpy_leaf_lock_release(&r->ahead_lock);
     if (r->released || r->inside)
         return;
     r->released = 1;
-    r->ahead_len = r->ahead_next = 0; /* borrowed from the ring: only forgotten */
     SfBroadcastObject *b = r->owner;
     Py_BEGIN_CRITICAL_SECTION(b);
     if (b->ring)
@@ -140,21 +153,51 @@ static size_t take_ahead_now(const SfReaderObject *r)
     return r->inside > 1 ? 0 : r->owner->take_ahead;
 }
 
+/* The next item taken ahead, referenced, or NULL when none is there (or
+ * the ring was cancelled: the ring call says so). */
+static PyObject *pop_taken_ahead(SfReaderObject *r)
+{
+    PyObject *value = NULL;
+    if (atomic_load_explicit(&r->owner->cancelled, memory_order_relaxed))
+        return NULL;
+    sfpy_leaf_lock_acquire(&r->ahead_lock);
+    if (r->ahead_next < r->ahead_len)
+        value = Py_NewRef(r->ahead[r->ahead_next++]);
+    sfpy_leaf_lock_release(&r->ahead_lock);
+    return value;
+}
+
+/* With the critical section held and the ring's result referenced: the
+ * items taken behind it are handed out next, unless a close came
+ * meanwhile (a finalizer the ring call ran, or a thread while this one
+ * slept). */
+static void install_taken_ahead(SfReaderObject *r, PyObject **ahead, size_t n)
+{
+    if (n == 0 || r->closed)
+        return;
+    sfpy_leaf_lock_acquire(&r->ahead_lock);
+    memcpy(r->ahead, ahead, n * sizeof *ahead);
+    r->ahead_next = 0;
+    r->ahead_len = n;
+    sfpy_leaf_lock_release(&r->ahead_lock);
+}
+
 static PyObject *reader_next_locked(SfReaderObject *r)
 {
     if (r->closed) {
         release_reader(r); /* a close deferred while another thread was inside */
         return NULL;
     }
-    if (r->ahead_next < r->ahead_len && !atomic_load_explicit(&r->owner->cancelled,
-                                                              memory_order_relaxed))
-        return Py_NewRef(r->ahead[r->ahead_next++]);
+    PyObject *taken = pop_taken_ahead(r); /* installed since this thread looked */
+    if (taken)
+        return taken;
     sf_ring *ring = r->owner->ring;
     void *value = NULL;
+    PyObject *ahead[READER_TAKE_AHEAD];
+    size_t n_ahead = 0;
     r->inside++;
-    r->ahead_len = r->ahead_next = 0;
-    int rc = sf_ring_next_many(ring, r->index, &value, 0, (void **)r->ahead,
-                               take_ahead_now(r), &r->ahead_len);
+    int rc = sf_ring_next_many(ring, r->index, &value, 0, (void **)ahead,
+                               take_ahead_now(r), &n_ahead);
     while (rc == -EAGAIN) {
         int waited;
         Py_BEGIN_ALLOW_THREADS
@@ -168,11 +211,13 @@ static PyObject *reader_next_locked(SfReaderObject *r)
             rc = SF_END;
             break;
         }
-        rc = sf_ring_next_many(ring, r->index, &value, 0, (void **)r->ahead,
-                               take_ahead_now(r), &r->ahead_len);
+        rc = sf_ring_next_many(ring, r->index, &value, 0, (void **)ahead,
+                               take_ahead_now(r), &n_ahead);
     }
-    if (rc == SF_RESULT)
+    if (rc == SF_RESULT) {
         Py_INCREF((PyObject *)value);
+        install_taken_ahead(r, ahead, n_ahead);
+    }
     r->inside--;
     switch (rc) {
     case SF_RESULT: /* taken while counted inside: the ring lends it until our next call */
@@ -215,10 +260,14 @@ static PyObject *reader_next_locked(SfReaderObject *r)
 }
 
 /* Every reader method holds the reader's critical section: a copy may be
- * read on one thread while another closes it (free-threaded build). */
+ * read on one thread while another closes it (free-threaded build); an
+ * item taken ahead needs only ahead_lock (on 3.13t the critical section
+ * is a lock and a thread-state push per item). */
 static PyObject *reader_next(SfReaderObject *r)
 {
-    PyObject *value;
+    PyObject *value = pop_taken_ahead(r);
+    if (value)
+        return value;
     Py_BEGIN_CRITICAL_SECTION(r);
     value = reader_next_locked(r);
     Py_END_CRITICAL_SECTION();
@@ -481,6 +530,7 @@ PyObject *sfpy_broadcast(PyObject *module, PyObject *args)
         r->index = (unsigned)i;
         r->closed = r->released = r->inside = 0;
         r->ahead_len = r->ahead_next = 0;
+        SFPY_LEAF_LOCK_INIT(&r->ahead_lock);
         r->weakreflist = NULL;
         r->raised_input_error = NULL;
         PyObject_GC_Track(r);

@@ -224,6 +224,40 @@ def test_a_fanout_consumer_reading_its_input_on_several_threads_gets_each_item_o
         assert total == n * (n - 1) // 2
 
 
+def test_a_fanout_consumer_closed_while_another_thread_reads_it_hands_out_nothing_after():
+    n = 10**6
+
+    def close_while_read(items):
+        read_before, read_after = [], []
+        closed = threading.Event()
+
+        def read():
+            while True:
+                began_after_close = closed.is_set()
+                try:
+                    x = next(items)
+                except StopIteration:
+                    return
+                (read_after if began_after_close else read_before).append(x)
+                if len(read_before) == 5000:
+                    reading.set()
+
+        reading = threading.Event()
+        reader = threading.Thread(target=read)
+        reader.start()
+        reading.wait()
+        items.close()
+        closed.set()
+        reader.join()
+        return read_before, read_after
+
+    for _ in range(5):
+        (before, after), total = sf.fanout(range(n), close_while_read, sum)
+        assert after == []
+        assert before == list(range(len(before)))
+        assert total == n * (n - 1) // 2  # the closed copy no longer held it back
+
+
 def test_the_inputs_error_reaches_each_copy_on_its_thread_once():
     def failing():
         yield from range(1000)
