@@ -13,14 +13,18 @@
  * There is no producer thread and no lock: a reader that has read
  * everything published becomes the producer by a compare-and-swap on
  * `producer` (the token of its thread), pulls with no engine state held,
- * stores each item, publishes head with release order per item and gives
- * the role back.  A turn pulls one item, or with sf_ring_read_ahead up to
- * `read_ahead` while the ring has room and the turn is young (readers on
- * different cores then trade the role once per turn, not per item; a
- * slow input ends the turn after its first pull).  A reader that finds the
- * role taken spins briefly before it sleeps: the holder publishes within
- * a pull.  Readers load head with acquire order, so a slot is always
- * written before it is read; a reader keeps the head it last loaded and
+ * stores each item (counted in `written`), publishes head with release
+ * order and gives the role back.  A turn pulls one item, or with
+ * sf_ring_read_ahead up to `read_ahead` while the ring has room and the
+ * turn is young (readers on different cores then trade the role once per
+ * turn, not per item; a slow input ends the turn after its first pull);
+ * within a turn head moves after the first item and then once per
+ * PUBLISH_EVERY, and a reader about to sleep publishes what was written
+ * (head only grows: a compare-and-swap up to `written`).  A reader that
+ * finds the role taken spins briefly before it sleeps: the holder
+ * publishes within a few pulls.  Readers load head with acquire order,
+ * so a slot is always written before it is read; a reader keeps the head
+ * it last loaded and
  * loads it again only once it has read up to it (a segment loaded later
  * is never older, and still holds every position the reader has yet to
  * read).  A reader hands its item out borrowed and
@@ -110,6 +114,7 @@ struct sf_ring {
     _Atomic int ended;                /* 0, SF_END or SF_INPUT_ERROR; set after the last head */
     void *error;                      /* the input's error value, with SF_INPUT_ERROR */
     _Atomic uint64_t wake_at;         /* a reader waiting for space needs the min cursor here */
+    _Alignas(64) _Atomic uint64_t written; /* items stored; head <= written */
     _Alignas(64) _Atomic(const void *) producer; /* the thread pulling now; NULL: nobody */
     _Atomic unsigned open_readers;
     sf__event changed;
@@ -120,6 +125,16 @@ struct sf_ring {
  * first): read-ahead is for inputs that answer at once. */
 #define READ_AHEAD_NS 20000
 #define READ_AHEAD_CHECK_EVERY 32
+
+/* Within a turn, head is published after the first item, then once per
+ * this many (and at the turn's end): a reader that has caught up loads
+ * head, and reads the slots behind it, while the producer stores them, so
+ * a store per item would move those lines between two cores with every
+ * item.  Each item is counted in `written` as it is stored, and a reader
+ * that is about to sleep publishes what was written (publish_written):
+ * an input whose next pull waits for a reader to see an item still ends.
+ * Divides READ_AHEAD_CHECK_EVERY. */
+#define PUBLISH_EVERY 8
 
 /* A reader waiting on a full ring looks again this often: the laggards
  * publish their cursors without a full fence, so the crossing of the mark
@@ -164,6 +179,7 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
     ring->n_readers = readers;
     ring->fork_generation = sf__fork_generation();
     atomic_init(&ring->head, 0);
+    atomic_init(&ring->written, 0);
     atomic_init(&ring->ended, 0);
     atomic_init(&ring->producer, NULL);
     atomic_init(&ring->cancelled, 0);
@@ -335,6 +351,7 @@ static int produce(sf_ring *ring, unsigned me, uint64_t head)
     size_t read_ahead = atomic_load_explicit(&ring->read_ahead, memory_order_relaxed);
     int64_t started = read_ahead > 1 ? sf_now_ns() : 0;
     uint64_t slowest = read_ahead > 1 ? slowest_cursor(ring, head) : 0;
+    uint64_t published = head;
     for (size_t pulled = 1;; pulled++) {
         got = ring->ops.pull(ring->ctx, &item);
         if (got != SF_PULL_ITEM)
@@ -348,7 +365,9 @@ static int produce(sf_ring *ring, unsigned me, uint64_t head)
             reused_maker = ring->makers[slot];
             ring->makers[slot] = (uint16_t)me;
         }
-        atomic_store_explicit(&ring->head, ++head, memory_order_release);
+        atomic_store_explicit(&ring->written, ++head, memory_order_release);
+        if (head - published >= PUBLISH_EVERY || pulled == 1)
+            atomic_store_explicit(&ring->head, published = head, memory_order_release);
         if (pulled >= read_ahead || ring->unbounded ||
             atomic_load_explicit(&ring->cancelled, memory_order_relaxed))
             break;
@@ -359,11 +378,15 @@ static int produce(sf_ring *ring, unsigned me, uint64_t head)
          * once this turn has taken long (a slow input, whose items this
          * reader's own caller is waiting for) */
         if (pulled == 1 || pulled % READ_AHEAD_CHECK_EVERY == 0) {
+            if (published != head)
+                atomic_store_explicit(&ring->head, published = head, memory_order_release);
             sf__event_signal_all(&ring->changed);
             if (sf_now_ns() - started > READ_AHEAD_NS)
                 break;
         }
     }
+    if (published != head)
+        atomic_store_explicit(&ring->head, head, memory_order_release);
     if (reused && reused_maker != me) { /* queued, not run: within the role */
         release_reused(ring, me, reused_maker, reused);
         reused = NULL;
@@ -486,6 +509,17 @@ static int may_step(sf_ring *ring, reader *r)
  * a futex sleep and wake-up per item would cost more than the pull. */
 #define SPIN_WHILE_PRODUCING 256
 
+/* A reader about to sleep: what the producer stored and has yet to
+ * publish is published now (head only grows: the producer's own next
+ * store is at least what it had written). */
+static void publish_written(sf_ring *ring)
+{
+    uint64_t written = atomic_load_explicit(&ring->written, memory_order_acquire);
+    uint64_t head = atomic_load(&ring->head);
+    while (head < written && !atomic_compare_exchange_weak(&ring->head, &head, written))
+        ;
+}
+
 static int wait_for(sf_ring *ring, reader *r, int64_t deadline_ns)
 {
     for (int spin = 0; spin < SPIN_WHILE_PRODUCING && atomic_load(&ring->producer); spin++) {
@@ -493,6 +527,7 @@ static int wait_for(sf_ring *ring, reader *r, int64_t deadline_ns)
             return 0;
         sf__cpu_relax();
     }
+    publish_written(ring);
     uint64_t head = atomic_load(&ring->head);
     int full = !ring->unbounded && !atomic_load(&ring->producer) &&
                head - slowest_cursor(ring, head) >= capacity_of(ring);

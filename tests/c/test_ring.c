@@ -23,7 +23,26 @@ typedef struct source {
     _Atomic long pulled, discarded, errors_discarded, destroyed, bound_violations;
     pthread_t *pulled_by;           /* optional: the thread that pulled each item */
     _Atomic long discarded_elsewhere; /* with pulled_by: discards on another thread */
+    _Atomic long *seen_by;          /* optional, per reader: items it has read */
+    _Atomic long unseen_waits;      /* with seen_by: pulls that gave up waiting */
 } source;
+
+/* With seen_by: the pull after item n waits until a reader has read item
+ * n, as an input fed back by one of its consumers would (gives up after
+ * 10 s, counted). */
+static void wait_until_seen(source *s, long n)
+{
+    int64_t give_up = sf_now_ns() + 10 * (int64_t)1000000000;
+    for (;;) {
+        if (atomic_load(&s->seen_by[0]) >= n || atomic_load(&s->seen_by[1]) >= n)
+            return;
+        if (sf_now_ns() > give_up) {
+            atomic_fetch_add(&s->unseen_waits, 1);
+            return;
+        }
+        usleep(100);
+    }
+}
 
 static enum sf_pull source_pull(void *ctx, void **item)
 {
@@ -39,6 +58,8 @@ static enum sf_pull source_pull(void *ctx, void **item)
     }
     if (s->limit >= 0 && n >= s->limit)
         return SF_PULL_END;
+    if (s->seen_by && n > 0)
+        wait_until_seen(s, n);
     if (s->pull_sleep_us)
         usleep((useconds_t)s->pull_sleep_us);
     atomic_store(&s->pulled, n + 1);
@@ -166,6 +187,7 @@ typedef struct reading {
     long stop_after;  /* close after this many items; -1: read to the end */
     int delay_every;  /* sleep 1 ms every this many items; 0: never */
     size_t take_more; /* sf_ring_next_many: up to this many behind each item */
+    int slice_ms;     /* waits of at most this long, repeated (as the binding's); 0: one */
     long count, sum, last_outcome, order_errors;
     void *error;
 } reading;
@@ -178,6 +200,8 @@ static int count_item(reading *rd, void *v)
         rd->order_errors++;
     rd->count++;
     rd->sum += (intptr_t)v;
+    if (rd->src->seen_by)
+        atomic_store(&rd->src->seen_by[rd->index], rd->count);
     if (rd->delay_every && rd->count % rd->delay_every == 0)
         usleep(1000);
     return rd->stop_after >= 0 && rd->count >= rd->stop_after;
@@ -190,7 +214,11 @@ static void *read_all(void *arg)
     for (;;) {
         void *v;
         size_t n_more = 0;
-        int rc = sf_ring_next_many(rd->ring, rd->index, &v, -1, more, rd->take_more, &n_more);
+        int rc;
+        do
+            rc = sf_ring_next_many(rd->ring, rd->index, &v, rd->slice_ms ? in_ms(rd->slice_ms) : -1,
+                                   more, rd->take_more, &n_more);
+        while (rc == -ETIMEDOUT && rd->slice_ms);
         if (rc != SF_RESULT) {
             rd->last_outcome = rc;
             if (rc == SF_INPUT_ERROR) {
@@ -380,6 +408,26 @@ TEST(ring_read_ahead_pulls_ahead_of_a_quick_input_only)
     sf_ring_close_reader(ring, 0);
     sf_ring_close_reader(ring, 1);
     CHECK_EQ(slow.discarded, 1);
+}
+
+TEST(ring_an_item_stored_in_a_producer_turn_is_read_before_the_next_pull_returns)
+{
+    /* the producer publishes head once per few items of a turn; an input
+     * whose next pull waits until the other reader has read the last item
+     * must still go on (the waiting reader publishes what was stored) */
+    enum { N = 40 };
+    _Atomic long seen_by[2] = {0, 0};
+    source s = {.limit = N, .fail_at = -1, .seen_by = seen_by};
+    sf_ring *ring = open_ring(&s, 2, 64);
+    sf_ring_read_ahead(ring, 64);
+    reading rd[2];
+    for (unsigned i = 0; i < 2; i++)
+        rd[i] = (reading){.ring = ring, .src = &s, .index = i, .stop_after = -1, .slice_ms = 20};
+    run_readers(rd, 2);
+    CHECK_EQ(s.unseen_waits, 0);
+    for (unsigned i = 0; i < 2; i++)
+        CHECK(saw_whole_input(&rd[i], N));
+    CHECK(read_once_within_capacity(&s, N));
 }
 
 TEST(ring_a_reader_that_closes_mid_stream_never_holds_the_others_back)

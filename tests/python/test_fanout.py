@@ -146,6 +146,33 @@ def test_a_reader_hands_out_a_run_it_took_in_order_then_reads_on():
     assert list(ahead) == list(range(40, 1000))
 
 
+def test_an_input_that_waits_until_a_consumer_saw_its_last_item_still_ends():
+    # the input's thread is one consumer's, inside that consumer's next():
+    # only the other consumer can see the item, so it must be handed out
+    # before the next pull returns, even in the middle of a producer's turn
+    n = 30
+    seen = [-1, -1]
+    changed = threading.Condition()
+
+    def source():
+        for i in range(n):
+            yield i
+            with changed:
+                if not changed.wait_for(lambda: max(seen) >= i, timeout=60):
+                    raise AssertionError("no consumer was handed item %d" % i)
+
+    def consumer(position):
+        def consume(items):
+            for item in items:
+                with changed:
+                    seen[position] = item
+                    changed.notify_all()
+            return seen[position]
+        return consume
+
+    assert sf.fanout(source(), consumer(0), consumer(1)) == (n - 1, n - 1)
+
+
 def test_the_inputs_exception_reaches_every_consumer_and_is_raised_once():
     def source():
         yield from range(100)
