@@ -175,6 +175,13 @@ static void install_taken_ahead(SfReaderObject *r, PyObject **ahead, size_t n)
 {
     if (n == 0 || r->closed)
         return;
+#ifdef Py_GIL_DISABLED
+    /* each is about to be referenced here, and was made on another
+     * reader's thread: its lines are asked for together, not one miss
+     * per next() */
+    for (size_t i = 0; i < n; i++)
+        __builtin_prefetch(ahead[i], 1, 3);
+#endif
     sfpy_leaf_lock_acquire(&r->ahead_lock);
     memcpy(r->ahead, ahead, n * sizeof *ahead);
     r->ahead_next = 0;
