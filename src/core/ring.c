@@ -108,6 +108,7 @@ struct sf_ring {
     _Atomic(segment *) seg;           /* replaced only by the producer */
     reader *readers;
     uint16_t *makers;                 /* a bounded ring: the reader that pulled each slot's item */
+    size_t returned_mask;             /* a reader's returned queue has this + 1 entries (a power of two) */
     _Atomic size_t read_ahead;        /* most items one producer turn pulls */
     _Alignas(64) _Atomic uint64_t head; /* items published */
     _Alignas(64) _Atomic int cancelled;
@@ -164,6 +165,12 @@ int sf_ring_create(sf_ring **out, unsigned readers, size_t capacity, const sf_ri
     memset(ring, 0, sizeof *ring);
     memset(slots_readers, 0, sizeof(reader) * readers);
     ring->makers = makers;
+    /* a power of two at least capacity: its counters wrap with a mask,
+     * not a division per item */
+    size_t queue = 1;
+    while (queue < capacity)
+        queue <<= 1;
+    ring->returned_mask = queue - 1;
     seg->capacity = capacity;
     ring->readers = slots_readers;
     for (unsigned i = 0; i < readers; i++) {
@@ -269,16 +276,17 @@ static segment *grow(sf_ring *ring, segment *old, uint64_t head)
 
 /* The producer role: queue a value for `owner` to discard; 0 when its
  * queue is full (or cannot be made). */
-static int push_returned(reader *owner, size_t capacity, void *value)
+static int push_returned(const sf_ring *ring, reader *owner, void *value)
 {
-    if (!owner->returned && !(owner->returned = malloc(capacity * sizeof(void *))))
+    size_t capacity = capacity_of(ring);
+    if (!owner->returned && !(owner->returned = malloc((ring->returned_mask + 1) * sizeof(void *))))
         return 0;
     if (owner->returned_pushed == owner->returned_room)
         owner->returned_room =
             atomic_load_explicit(&owner->returned_taken, memory_order_acquire) + capacity;
     if (owner->returned_pushed == owner->returned_room)
         return 0;
-    owner->returned[owner->returned_pushed++ % capacity] = value;
+    owner->returned[owner->returned_pushed++ & ring->returned_mask] = value;
     return 1;
 }
 
@@ -291,7 +299,7 @@ static void release_reused(sf_ring *ring, unsigned me, unsigned maker, void *val
 {
     reader *owner = &ring->readers[maker];
     if (maker != me && atomic_load_explicit(&owner->cursor, memory_order_relaxed) != CLOSED &&
-        push_returned(owner, capacity_of(ring), value))
+        push_returned(ring, owner, value))
         return;
     if (ring->ops.discard)
         ring->ops.discard(ring->ctx, value);
@@ -313,12 +321,11 @@ static void publish_returned(sf_ring *ring)
  * discard, which may run code that reads this reader again. */
 static void discard_returned(sf_ring *ring, reader *r, uint64_t count)
 {
-    size_t capacity = capacity_of(ring);
     for (;;) {
         uint64_t taken = atomic_load_explicit(&r->returned_taken, memory_order_relaxed);
         if (taken >= count)
             return;
-        void *value = r->returned[taken % capacity];
+        void *value = r->returned[taken & ring->returned_mask];
         atomic_store_explicit(&r->returned_taken, taken + 1, memory_order_release);
         if (ring->ops.discard)
             ring->ops.discard(ring->ctx, value);
@@ -352,19 +359,21 @@ static int produce(sf_ring *ring, unsigned me, uint64_t head)
     int64_t started = read_ahead > 1 ? sf_now_ns() : 0;
     uint64_t slowest = read_ahead > 1 ? slowest_cursor(ring, head) : 0;
     uint64_t published = head;
+    size_t slot = (size_t)(head % seg->capacity); /* then one step per item */
     for (size_t pulled = 1;; pulled++) {
         got = ring->ops.pull(ring->ctx, &item);
         if (got != SF_PULL_ITEM)
             break;
         if (reused) /* the previous pull's: the turn goes on */
             release_reused(ring, me, reused_maker, reused);
-        size_t slot = (size_t)(head % seg->capacity);
         reused = head >= seg->base + seg->capacity ? seg->slots[slot] : NULL;
         seg->slots[slot] = item;
         if (ring->makers) {
             reused_maker = ring->makers[slot];
             ring->makers[slot] = (uint16_t)me;
         }
+        if (++slot == seg->capacity)
+            slot = 0;
         atomic_store_explicit(&ring->written, ++head, memory_order_release);
         if (head - published >= PUBLISH_EVERY || pulled == 1)
             atomic_store_explicit(&ring->head, published = head, memory_order_release);
@@ -439,11 +448,15 @@ static int step(sf_ring *ring, reader *r, void **value, void **more, size_t max_
             r->seen_head = head = atomic_load_explicit(&ring->head, memory_order_acquire);
         if (cursor < head) {
             const segment *seg = atomic_load_explicit(&ring->seg, memory_order_acquire);
-            *value = seg->slots[cursor % seg->capacity];
+            size_t slot = (size_t)(cursor % seg->capacity);
+            *value = seg->slots[slot];
             uint64_t behind = head - cursor - 1;
             size_t n = behind < max_more ? (size_t)behind : max_more;
-            for (size_t k = 0; k < n; k++)
-                more[k] = seg->slots[(cursor + 1 + k) % seg->capacity];
+            for (size_t k = 0; k < n; k++) { /* a step, not a division, per item */
+                if (++slot == seg->capacity)
+                    slot = 0;
+                more[k] = seg->slots[slot];
+            }
             *n_more = n;
             r->lent = 1 + n;
             if (atomic_load_explicit(&r->last_thread, memory_order_relaxed) != THIS_THREAD)
