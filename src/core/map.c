@@ -165,8 +165,10 @@ struct sf_map {
     sf__shutdown_listener listener; /* the pool tells us of its shutdown */
     sf__window win;   /* how many slots may be held now (window.c), when bounded */
     size_t slots_made;
-    uint32_t *free_stack; /* of the slots made */
-    size_t nfree;
+    /* the free slots made, reused in the order they were freed: the one
+     * the consumer freed last (its line still on the consumer's core, next
+     * to slots it is freeing) is the last to be filled again */
+    slot_fifo free_slots;
     uint32_t *seq_slot;
     slot_fifo ready, done;
     void **spill; /* cap + SPILL_SLACK values to discard (trash_add) */
@@ -250,11 +252,11 @@ static uint32_t fifo_pop(const sf_map *m, slot_fifo *r)
 static void free_slot(sf_map *m, uint32_t idx)
 {
     slot *s = slot_at(m, idx);
-    assert(m->held > 0 && m->nfree < m->slots_made && s->state != SLOT_FREE);
+    assert(m->held > 0 && m->free_slots.len < m->slots_made && s->state != SLOT_FREE);
     s->bytes = 0;
     s->value = NULL;
     set_state(s, SLOT_FREE);
-    m->free_stack[m->nfree++] = idx;
+    fifo_push(m, &m->free_slots, idx);
     m->held--;
 }
 
@@ -344,14 +346,14 @@ static void trash_empty(sf_map *m, trash *t)
  * made; -ENOMEM when a page could not be made (the slots made stay). */
 static int make_slots(sf_map *m, size_t want)
 {
-    while (m->nfree < want && m->slots_made < m->cap) {
+    while (m->free_slots.len < want && m->slots_made < m->cap) {
         slot *page = calloc(SLOT_PAGE, sizeof *page);
         if (!page)
             return -ENOMEM;
         size_t first = m->slots_made;
         m->slot_pages[first / SLOT_PAGE] = page;
-        for (size_t i = SLOT_PAGE; i-- > 0;) /* pop gives the lowest first */
-            m->free_stack[m->nfree++] = (uint32_t)(first + i);
+        for (size_t i = 0; i < SLOT_PAGE; i++)
+            fifo_push(m, &m->free_slots, (uint32_t)(first + i));
         m->slots_made += SLOT_PAGE;
     }
     return 0;
@@ -364,22 +366,23 @@ static int grow(sf_map *m)
 {
     size_t old = m->cap, cap = old * 2, i;
     slot **pages = calloc(cap / SLOT_PAGE, sizeof *pages);
-    uint32_t *free_stack = malloc(cap * sizeof *free_stack);
+    uint32_t *free_slots = malloc(cap * sizeof *free_slots);
     uint32_t *seq_slot = malloc(cap * sizeof *seq_slot);
     uint32_t *ready = malloc(cap * sizeof *ready);
     uint32_t *done = malloc(cap * sizeof *done);
     void **spill = malloc((cap + SPILL_SLACK) * sizeof *spill);
-    if (!pages || !free_stack || !seq_slot || !ready || !done || !spill) {
+    if (!pages || !free_slots || !seq_slot || !ready || !done || !spill) {
         free(spill);
         free(pages);
-        free(free_stack);
+        free(free_slots);
         free(seq_slot);
         free(ready);
         free(done);
         return -ENOMEM;
     }
     memcpy(pages, m->slot_pages, old / SLOT_PAGE * sizeof *pages);
-    memcpy(free_stack, m->free_stack, m->nfree * sizeof *free_stack);
+    for (i = 0; i < m->free_slots.len; i++)
+        free_slots[i] = m->free_slots.buf[(m->free_slots.head + i) % old];
     for (uint64_t seq = m->taken; seq < m->pulled; seq++)
         seq_slot[seq % cap] = m->seq_slot[seq % old];
     for (i = 0; i < m->ready.len; i++)
@@ -387,7 +390,7 @@ static int grow(sf_map *m)
     for (i = 0; i < m->done.len; i++)
         done[i] = m->done.buf[(m->done.head + i) % old];
     free(m->slot_pages);
-    free(m->free_stack);
+    free(m->free_slots.buf);
     free(m->seq_slot);
     free(m->ready.buf);
     free(m->done.buf);
@@ -395,7 +398,8 @@ static int grow(sf_map *m)
     free(m->spill);
     m->spill = spill;
     m->slot_pages = pages;
-    m->free_stack = free_stack;
+    m->free_slots.buf = free_slots;
+    m->free_slots.head = 0;
     m->seq_slot = seq_slot;
     m->ready.buf = ready;
     m->ready.head = 0;
@@ -545,8 +549,8 @@ static void accept_item(sf_map *m, void *item, trash *t)
         trash_add(m, t, item); /* closed or shut while we pulled */
         return;
     }
-    assert(m->nfree > 0 && m->held < m->cap); /* a slot was made before pulling */
-    uint32_t idx = m->free_stack[--m->nfree];
+    assert(m->free_slots.len > 0 && m->held < m->cap); /* a slot was made before pulling */
+    uint32_t idx = fifo_pop(m, &m->free_slots);
     slot *s = slot_at(m, idx);
     assert(s->state == SLOT_FREE);
     s->value = item;
@@ -585,7 +589,7 @@ static int feed_run(sf_job *job)
         }
         size_t room = (m->bounded ? m->win.limit : m->cap) - m->held;
         int want = m->pull_never_blocks ? (room < PULL_BURST ? (int)room : PULL_BURST) : 1;
-        if (make_slots(m, (size_t)want) != 0 && m->nfree == 0) {
+        if (make_slots(m, (size_t)want) != 0 && m->free_slots.len == 0) {
             /* no memory for a page of slots: a take frees one and re-posts
              * us; with nothing held, nothing would */
             m->feed_posted = 0;
@@ -593,8 +597,8 @@ static int feed_run(sf_job *job)
                 m->input_state = INPUT_BROKEN;
             break;
         }
-        if ((size_t)want > m->nfree)
-            want = (int)m->nfree;
+        if ((size_t)want > m->free_slots.len)
+            want = (int)m->free_slots.len;
         void *items[PULL_BURST], *last = NULL;
         enum sf_pull got = SF_PULL_ITEM;
         int n = 0;
@@ -1058,7 +1062,7 @@ static void map_free_arrays(sf_map *m)
     for (size_t p = 0; p < m->slots_made / SLOT_PAGE; p++)
         free(m->slot_pages[p]);
     free(m->slot_pages);
-    free(m->free_stack);
+    free(m->free_slots.buf);
     free(m->seq_slot);
     free(m->ready.buf);
     free(m->done.buf);
@@ -1141,13 +1145,13 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
         cap *= 2;
     m->cap = cap;
     m->slot_pages = calloc(m->cap / SLOT_PAGE, sizeof *m->slot_pages);
-    m->free_stack = malloc(m->cap * sizeof *m->free_stack);
+    m->free_slots.buf = malloc(m->cap * sizeof *m->free_slots.buf);
     m->seq_slot = malloc(m->cap * sizeof *m->seq_slot);
     m->ready.buf = malloc(m->cap * sizeof *m->ready.buf);
     m->done.buf = malloc(m->cap * sizeof *m->done.buf);
     m->spill = malloc((m->cap + SPILL_SLACK) * sizeof *m->spill);
     m->jobs = calloc(m->max_jobs, sizeof *m->jobs);
-    if (!m->slot_pages || !m->free_stack || !m->seq_slot || !m->ready.buf || !m->done.buf ||
+    if (!m->slot_pages || !m->free_slots.buf || !m->seq_slot || !m->ready.buf || !m->done.buf ||
         !m->spill || !m->jobs) {
         map_free_arrays(m);
         free(m);
