@@ -359,12 +359,23 @@ static int make_slots(sf_map *m, size_t want)
     return 0;
 }
 
+/* grow(): a FIFO's entries, in order, to the start of `to` (room for the
+ * new capacity); the old buffer, of `old` entries, is freed. */
+static void fifo_move(slot_fifo *r, uint32_t *to, size_t old)
+{
+    for (size_t i = 0; i < r->len; i++)
+        to[i] = r->buf[(r->head + i) % old];
+    free(r->buf);
+    r->buf = to;
+    r->head = 0;
+}
+
 /* Double the capacity of an unbounded map: the index arrays (re-laying the
  * FIFOs and the seq mapping for the new modulus) and the page directory;
  * the slots made stay where they are.  -ENOMEM leaves the map as it was. */
 static int grow(sf_map *m)
 {
-    size_t old = m->cap, cap = old * 2, i;
+    size_t old = m->cap, cap = old * 2;
     slot **pages = calloc(cap / SLOT_PAGE, sizeof *pages);
     uint32_t *free_slots = malloc(cap * sizeof *free_slots);
     uint32_t *seq_slot = malloc(cap * sizeof *seq_slot);
@@ -381,30 +392,18 @@ static int grow(sf_map *m)
         return -ENOMEM;
     }
     memcpy(pages, m->slot_pages, old / SLOT_PAGE * sizeof *pages);
-    for (i = 0; i < m->free_slots.len; i++)
-        free_slots[i] = m->free_slots.buf[(m->free_slots.head + i) % old];
     for (uint64_t seq = m->taken; seq < m->pulled; seq++)
         seq_slot[seq % cap] = m->seq_slot[seq % old];
-    for (i = 0; i < m->ready.len; i++)
-        ready[i] = m->ready.buf[(m->ready.head + i) % old];
-    for (i = 0; i < m->done.len; i++)
-        done[i] = m->done.buf[(m->done.head + i) % old];
+    fifo_move(&m->free_slots, free_slots, old);
+    fifo_move(&m->ready, ready, old);
+    fifo_move(&m->done, done, old);
     free(m->slot_pages);
-    free(m->free_slots.buf);
     free(m->seq_slot);
-    free(m->ready.buf);
-    free(m->done.buf);
     memcpy(spill, m->spill, m->nspill * sizeof *spill);
     free(m->spill);
     m->spill = spill;
     m->slot_pages = pages;
-    m->free_slots.buf = free_slots;
-    m->free_slots.head = 0;
     m->seq_slot = seq_slot;
-    m->ready.buf = ready;
-    m->ready.head = 0;
-    m->done.buf = done;
-    m->done.head = 0;
     m->cap = cap;
     return 0;
 }
