@@ -134,7 +134,8 @@ struct sf_ring {
  * item.  Each item is counted in `written` as it is stored, and a reader
  * that is about to sleep publishes what was written (publish_written):
  * an input whose next pull waits for a reader to see an item still ends.
- * Divides READ_AHEAD_CHECK_EVERY. */
+ * Divides READ_AHEAD_CHECK_EVERY, so everything stored is published
+ * before each of the turn's signals. */
 #define PUBLISH_EVERY 8
 
 /* A reader waiting on a full ring looks again this often: the laggards
@@ -278,12 +279,11 @@ static segment *grow(sf_ring *ring, segment *old, uint64_t head)
  * queue is full (or cannot be made). */
 static int push_returned(const sf_ring *ring, reader *owner, void *value)
 {
-    size_t capacity = capacity_of(ring);
     if (!owner->returned && !(owner->returned = malloc((ring->returned_mask + 1) * sizeof(void *))))
         return 0;
     if (owner->returned_pushed == owner->returned_room)
         owner->returned_room =
-            atomic_load_explicit(&owner->returned_taken, memory_order_acquire) + capacity;
+            atomic_load_explicit(&owner->returned_taken, memory_order_acquire) + capacity_of(ring);
     if (owner->returned_pushed == owner->returned_room)
         return 0;
     owner->returned[owner->returned_pushed++ & ring->returned_mask] = value;
@@ -375,7 +375,7 @@ static int produce(sf_ring *ring, unsigned me, uint64_t head)
         if (++slot == seg->capacity)
             slot = 0;
         atomic_store_explicit(&ring->written, ++head, memory_order_release);
-        if (head - published >= PUBLISH_EVERY || pulled == 1)
+        if (pulled == 1 || pulled % PUBLISH_EVERY == 0) /* so before each signal below */
             atomic_store_explicit(&ring->head, published = head, memory_order_release);
         if (pulled >= read_ahead || ring->unbounded ||
             atomic_load_explicit(&ring->cancelled, memory_order_relaxed))
@@ -387,8 +387,6 @@ static int produce(sf_ring *ring, unsigned me, uint64_t head)
          * once this turn has taken long (a slow input, whose items this
          * reader's own caller is waiting for) */
         if (pulled == 1 || pulled % READ_AHEAD_CHECK_EVERY == 0) {
-            if (published != head)
-                atomic_store_explicit(&ring->head, published = head, memory_order_release);
             sf__event_signal_all(&ring->changed);
             if (sf_now_ns() - started > READ_AHEAD_NS)
                 break;
