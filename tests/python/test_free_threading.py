@@ -229,7 +229,7 @@ def test_a_fanout_consumer_closed_while_another_thread_reads_it_hands_out_nothin
 
     def close_while_read(items):
         read_before, read_after = [], []
-        closed = threading.Event()
+        reading, closed = threading.Event(), threading.Event()
 
         def read():
             while True:
@@ -242,7 +242,6 @@ def test_a_fanout_consumer_closed_while_another_thread_reads_it_hands_out_nothin
                 if len(read_before) == 5000:
                     reading.set()
 
-        reading = threading.Event()
         reader = threading.Thread(target=read)
         reader.start()
         reading.wait()
