@@ -221,9 +221,10 @@ typedef struct sf_map_options {
     int pull_never_blocks;
     /* An adaptive window, when window_max > window (both bounded): it starts
      * at `window` items and moves within [window_min, window_max] (0: two
-     * per worker): it doubles while results are small and shrinks so the
-     * finished results held for the consumer stay within result_budget
-     * bytes (by ops.result_bytes; 0: no byte bound, it grows to window_max).
+     * per worker): it doubles while results are small and the workers
+     * run out of acquired items (never while items wait for them), and
+     * shrinks so the finished results held for the consumer stay within
+     * result_budget bytes (by ops.result_bytes; 0: no byte bound).
      * window_max == window with a result_budget: it starts at its largest
      * and only shrinks for the budget.  The items acquired never exceed
      * the window of the moment. */

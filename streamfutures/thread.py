@@ -17,10 +17,11 @@ from ._validate import DEFAULT, MAX_WINDOW, check_result_memory, map_arguments
 #: consumer is briefly slow and to absorb uneven item times in ordered mode
 #: (and a Stream stage's fixed window)...
 DEFAULT_BUFFERSIZE_PER_WORKER = 32
-#: ...doubles up to this many while results are small, where refilling the
-#: window stops costing anything next to the items: each refill is a few
-#: thread hand-offs, and with a GIL the input, the workers and the consumer
-#: take turns a window at a time (bench/bench_window.py)...
+#: ...doubles up to this many while results are small and the workers run
+#: out of input (never while acquired items wait for them), where refilling
+#: the window stops costing anything next to the items: each refill is a
+#: few thread hand-offs, and with a GIL the input, the workers and the
+#: consumer take turns a window at a time (bench/bench_window.py)...
 ADAPTIVE_WINDOW_MAX_PER_WORKER = 4096
 #: ...and shrinks, down to this many, so that the finished results held for
 #: the consumer stay within result_memory bytes (each counted as
@@ -101,11 +102,13 @@ class ThreadPoolExecutor(_base.Executor):
         The input is pulled in the background; at most ``buffersize`` items
         are acquired and not yet yielded (None means no bound).  By default
         the bound adapts: it starts at 32 items per worker, doubles up to
-        4096 per worker while results are small, and shrinks (to 2 per
-        worker at least) so the results waiting for the consumer stay
-        within the executor's ``result_memory`` bytes (sys.getsizeof).  An exception from fn is raised at its item's position
-        and the next call to next() goes on; an exception from the input is
-        raised after every earlier result and ends the iteration.
+        4096 per worker while results are small and the workers keep up
+        with the input, and shrinks (to 2 per worker at least) so the
+        results waiting for the consumer stay within the executor's
+        ``result_memory`` bytes (sys.getsizeof).  An exception from fn is
+        raised at its item's position and the next call to next() goes on;
+        an exception from the input is raised after every earlier result and
+        ends the iteration.
         ``timeout`` is one deadline counted from this call.  Closing the
         iterator (or dropping it once started) cancels what has not started.
         Dropping it before it started lets every item run, unless

@@ -985,6 +985,8 @@ static int work_run(sf_job *job)
         n = claim_ready(m, idx, values, INT_MAX);
         if (n == 0 && m->ready.len)
             m->held_back = 1; /* the results fill the budget: a take re-posts us */
+        else if (n == 0 && m->bounded && m->input_state == INPUT_OPEN)
+            sf__window_work_starved(&m->win); /* the input is behind the workers */
         if (n == 0)
             break;
         m->jobs_working++;

@@ -11,7 +11,11 @@
  *   let the next window's worth of huge results run ahead);
  * - it grows by doubling, at most once per limit's worth of results taken,
  *   so small results earn a large window (fewer refill hand-offs) and one
- *   small result among large ones does not swing it back;
+ *   small result among large ones does not swing it back; and only once
+ *   a worker has found nothing to start since the last growth: while
+ *   acquired items wait for the workers, a larger window would only pull
+ *   more input ahead of them (input items, which the budget does not
+ *   measure), so slow work over a fast input keeps the starting window;
  * - whatever the average says, no item is acquired while the held results
  *   fill the budget (unless fewer than `floor` are), and no acquired item
  *   starts unless its result, at the average cost, fits in what is left
@@ -42,6 +46,7 @@ void sf__window_init(sf__window *w, size_t start, size_t floor, size_t cap, size
     w->held_bytes = 0;
     w->avg_bytes = 0;
     w->taken_since_growth = 0;
+    w->work_starved = 0;
 }
 
 /* The limit the average asks for, within [floor, cap]. */
@@ -92,9 +97,10 @@ void sf__window_results_released(sf__window *w, size_t bytes, size_t count)
         return;
     w->held_bytes = bytes < w->held_bytes ? w->held_bytes - bytes : 0;
     w->taken_since_growth += count;
-    if (w->taken_since_growth < w->limit)
+    if (w->taken_since_growth < w->limit || !w->work_starved)
         return;
     w->taken_since_growth = 0;
+    w->work_starved = 0;
     size_t want = target(w);
     if (want > w->limit)
         w->limit = want / 2 >= w->limit ? w->limit * 2 : want;
@@ -113,6 +119,11 @@ size_t sf__window_startable(const sf__window *w, size_t running, int consumer_st
     /* in input order the item the consumer waits for is the oldest not
      * finished: with nothing running, it is the first in line to start */
     return consumer_starved && running == 0;
+}
+
+void sf__window_work_starved(sf__window *w)
+{
+    w->work_starved = 1;
 }
 
 int sf__window_admits(const sf__window *w, size_t acquired)

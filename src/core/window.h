@@ -12,6 +12,7 @@ typedef struct sf__window {
     size_t held_bytes;   /* finished results not yet taken, in bytes */
     double avg_bytes;    /* moving average of one result's cost */
     size_t taken_since_growth;
+    int work_starved;    /* the workers ran out of input since the last growth */
 } sf__window;
 
 /* A fixed window of `items` when floor == cap; else adaptive in
@@ -21,6 +22,9 @@ void sf__window_init(sf__window *w, size_t start, size_t floor, size_t cap, size
 void sf__window_results_held(sf__window *w, size_t bytes, size_t count);
 /* `count` held results of `bytes` in all were taken (or discarded). */
 void sf__window_results_released(sf__window *w, size_t bytes, size_t count);
+/* A worker found no acquired item to start while more input may come: the
+ * window, not the work, may be what holds the map back, so it may grow. */
+void sf__window_work_starved(sf__window *w);
 /* 1 when one more item may be acquired while `acquired` are. */
 int sf__window_admits(const sf__window *w, size_t acquired);
 /* How many more items may start while `running` are: as many as the

@@ -189,6 +189,28 @@ TEST(map_adaptive_window_grows_on_small_results_up_to_its_max)
     CHECK_EQ(f.destroyed, 1);
 }
 
+/* Work slower than the input: the workers always have acquired items
+ * waiting, so a larger window would only pull more input ahead of them.
+ * Taking 600 results would have doubled a window of 8 six times. */
+TEST(map_adaptive_window_does_not_grow_while_items_wait_for_the_workers)
+{
+    feed f = {.limit = -1, .fail_input_at = -1, .result_bytes = 8, .work_sleep_us = 300};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start_adaptive(pool, &f, 8, 256, 1 << 20);
+    int in_order = took_in_order(m, 1, 600);
+    usleep(20000); /* a grown window would be filling now */
+    long ahead_at_end = (long)sf_map_outstanding(m);
+    sf_map_close(m); /* before any check: the feed lives on this stack */
+    sf_pool_destroy(pool);
+    CHECK(in_order);
+    /* one doubling may come from the start, before the input got ahead */
+    CHECK(f.most_outstanding >= 8 && f.most_outstanding <= 16);
+    CHECK(ahead_at_end <= 16);
+    CHECK_EQ(f.bound_violations, 0);
+    CHECK_EQ(f.pulled, 600 + f.discarded);
+    CHECK_EQ(f.destroyed, 1);
+}
+
 /* Results of 1000 bytes, a budget of 10 of them: while the consumer pauses
  * after its fifth, and all along, no more than the budget's worth is made
  * ahead of it. */

@@ -84,6 +84,32 @@ def test_the_window_starts_at_the_default_and_grows_to_its_cap_on_small_results(
         it.close()
 
 
+def slow_identity(x):
+    time.sleep(0.001)
+    return x
+
+
+def test_slow_work_over_a_fast_input_keeps_the_starting_window():
+    """While acquired items wait for the workers, a larger window would
+    only pull more input ahead of them (input items, which result_memory
+    does not measure: a file read in large chunks would pile up): the
+    window grows only once a worker found nothing to start.  Taking 1500
+    results would have doubled it four times (64 -> 1024) otherwise."""
+    start = sf.DEFAULT_BUFFERSIZE_PER_WORKER * 2
+    source = CountingInput(itertools.count())
+    with sf.ThreadPoolExecutor(2) as ex:
+        it = ex.map(slow_identity, source)
+        most_ahead = 0
+        for expected in range(1500):
+            assert next(it) == expected
+            most_ahead = max(most_ahead, source.pulled - expected - 1)
+        time.sleep(0.05)  # a growing window would be pulling now
+        most_ahead = max(most_ahead, source.pulled - 1500)
+        it.close()
+    # one doubling may come from the start, before the input got ahead
+    assert start <= most_ahead <= 2 * start + _engine.MAP_TAKE_AHEAD
+
+
 @pytest.mark.thread_unsafe(reason="Counted's counts are one per process")
 def test_results_taken_ahead_are_handed_out_in_order_counted_and_dropped_by_close():
     """A consumer that finds results ready takes up to MAP_TAKE_AHEAD of
