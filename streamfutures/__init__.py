@@ -31,7 +31,8 @@ from .foreign import DEFAULT_FOREIGN_BUFFERSIZE, map
 from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor, UnguardedMainError
 from ._remote import DeserializationError, WorkerCrashedError
 from .stream import Stream
-from .thread import (ADAPTIVE_WINDOW_MAX_PER_WORKER, ADAPTIVE_WINDOW_MIN_PER_WORKER, DEFAULT_BUFFERSIZE_PER_WORKER,
+from .thread import (ADAPTIVE_WINDOW_MAX_AT_LEAST, ADAPTIVE_WINDOW_MAX_PER_WORKER,
+                     ADAPTIVE_WINDOW_MIN_PER_WORKER, DEFAULT_BUFFERSIZE_PER_WORKER,
                      DEFAULT_RESULT_MEMORY, ThreadPoolExecutor)
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "BrokenThreadPool",
     "CancelledError",
     "DEFAULT_BUFFERSIZE_PER_WORKER",
+    "ADAPTIVE_WINDOW_MAX_AT_LEAST",
     "ADAPTIVE_WINDOW_MAX_PER_WORKER",
     "ADAPTIVE_WINDOW_MIN_PER_WORKER",
     "DEFAULT_RESULT_MEMORY",

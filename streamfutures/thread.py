@@ -23,6 +23,10 @@ DEFAULT_BUFFERSIZE_PER_WORKER = 32
 #: few thread hand-offs, and with a GIL the input, the workers and the
 #: consumer take turns a window at a time (bench/bench_window.py)...
 ADAPTIVE_WINDOW_MAX_PER_WORKER = 4096
+#: ...or to this many in all where that is more: a refill costs the same
+#: hand-offs whatever the number of workers, so a pool of one or two needs
+#: as large a window as one of four (bench/bench_window.py --trivial-threads)...
+ADAPTIVE_WINDOW_MAX_AT_LEAST = 16384
 #: ...and shrinks, down to this many, so that the finished results held for
 #: the consumer stay within result_memory bytes (each counted as
 #: sys.getsizeof counts it); while they fill it, acquired items wait to
@@ -102,8 +106,8 @@ class ThreadPoolExecutor(_base.Executor):
         The input is pulled in the background; at most ``buffersize`` items
         are acquired and not yet yielded (None means no bound).  By default
         the bound adapts: it starts at 32 items per worker, doubles up to
-        4096 per worker while results are small and the workers keep up
-        with the input, and shrinks (to 2 per worker at least) so the
+        4096 per worker (16384 at least) while results are small and the
+        workers keep up with the input, and shrinks (to 2 per worker at least) so the
         results waiting for the consumer stay within the executor's
         ``result_memory`` bytes (sys.getsizeof).  An exception from fn is
         raised at its item's position and the next call to next() goes on;
@@ -119,8 +123,8 @@ class ThreadPoolExecutor(_base.Executor):
         def start():
             iterator, star, window, stop_when_dropped = map_arguments(
                 iterables, buffersize, DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers)
-            window_max = 0 if buffersize is not DEFAULT else min(
-                MAX_WINDOW, ADAPTIVE_WINDOW_MAX_PER_WORKER * self._max_workers)
+            window_max = 0 if buffersize is not DEFAULT else min(MAX_WINDOW, max(
+                ADAPTIVE_WINDOW_MAX_AT_LEAST, ADAPTIVE_WINDOW_MAX_PER_WORKER * self._max_workers))
             return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
                                   stop_when_dropped, 1, None, window_max, self._result_memory)
 

@@ -76,7 +76,7 @@ def test_the_window_starts_at_the_default_and_grows_to_its_cap_on_small_results(
         # the engine's window settles at its cap (refilled once a sixteenth
         # is free), and the iterator holds at most MAP_TAKE_AHEAD results
         # taken ahead of the consumer
-        cap = sf.ADAPTIVE_WINDOW_MAX_PER_WORKER * 2
+        cap = max(sf.ADAPTIVE_WINDOW_MAX_AT_LEAST, sf.ADAPTIVE_WINDOW_MAX_PER_WORKER * 2)
         wait_until(lambda: it._outstanding() >= cap - cap // 16, "window grown to its cap")
         time.sleep(0.05)  # a wrong engine would go on pulling
         assert cap - cap // 16 <= it._outstanding() <= cap
