@@ -424,6 +424,18 @@ static int full_batch(const sf_map *m)
     return n > (size_t)m->max_batch ? m->max_batch : (int)n;
 }
 
+/* mu held: the acquired items waiting for the workers are about as much
+ * work as the window lets the input read ahead of them (window.c), or
+ * `fraction` of it. */
+static int read_far_enough_ahead(const sf_map *m, size_t fraction)
+{
+    if (!m->bounded)
+        return 0;
+    size_t at_least = 2 * (size_t)m->max_jobs * (size_t)full_batch(m);
+    return m->ready.len >= sf__window_read_ahead(&m->win, m->item_ns, m->max_jobs, at_least) /
+                               fraction;
+}
+
 /* What a worker claims: a full batch, or a fair share of what is ready
  * when that is less and what is ready is more than a batch of work (the
  * last items of a map are spread over workers; a few trivial ones are
@@ -521,7 +533,8 @@ static void maybe_post_feed(sf_map *m, enum sf__poster poster)
         refill_gap = 1;
     if (m->feed_posted || m->input_state != INPUT_OPEN ||
         (m->bounded && m->held > 0 &&
-         (m->held + refill_gap > m->win.limit || !sf__window_admits(&m->win, m->held))))
+         (m->held + refill_gap > m->win.limit || !sf__window_admits(&m->win, m->held))) ||
+        read_far_enough_ahead(m, 2)) /* a claim re-posts us once half of it is gone */
         return;
     if (m->full_since) {
         m->full_ns += sf_now_ns() - m->full_since;
@@ -585,6 +598,10 @@ static int feed_run(sf_job *job)
             m->feed_posted = 0;
             note_blocked_on_output(m);
             break; /* full: the next take re-posts us */
+        }
+        if (read_far_enough_ahead(m, 1)) {
+            m->feed_posted = 0;
+            break; /* the workers have plenty: a claim re-posts us */
         }
         size_t room = (m->bounded ? m->win.limit : m->cap) - m->held;
         int want = m->pull_never_blocks ? (room < PULL_BURST ? (int)room : PULL_BURST) : 1;
@@ -761,6 +778,8 @@ static int claim_ready(sf_map *m, uint32_t *idx, void **values, int limit)
     }
     m->in_work += (size_t)n;
     note_blocked_on_output(m);
+    if (n && !m->feed_posted)
+        maybe_post_feed(m, SF__BY_ENGINE); /* if it stopped far enough ahead */
     return n;
 }
 

@@ -16,6 +16,13 @@
  *   acquired items wait for the workers, a larger window would only pull
  *   more input ahead of them (input items, which the budget does not
  *   measure), so slow work over a fast input keeps the starting window;
+ * - an adaptive window bounds what is read ahead of the workers too: the
+ *   acquired items waiting to start never stand for much more than
+ *   SF__READ_AHEAD_NS of the workers' work (by the measured item cost), so
+ *   slow work over large input items (a file in 1 MiB chunks) holds a
+ *   tenth of a second of them, not a window's worth, whatever the window
+ *   grew to earlier and in a process pool, whose window starts at its
+ *   largest;
  * - whatever the average says, no item is acquired while the held results
  *   fill the budget (unless fewer than `floor` are), and no acquired item
  *   starts unless its result, at the average cost, fits in what is left
@@ -124,6 +131,19 @@ size_t sf__window_startable(const sf__window *w, size_t running, int consumer_st
 void sf__window_work_starved(sf__window *w)
 {
     w->work_starved = 1;
+}
+
+size_t sf__window_read_ahead(const sf__window *w, double item_ns, unsigned workers,
+                             size_t at_least)
+{
+    if (w->floor == w->cap)
+        return SIZE_MAX;
+    if (item_ns <= 0) /* nothing measured yet: until something is */
+        return at_least;
+    double items = SF__READ_AHEAD_NS * (double)workers / item_ns;
+    if (items >= (double)SIZE_MAX)
+        return SIZE_MAX;
+    return (size_t)items > at_least ? (size_t)items : at_least;
 }
 
 int sf__window_admits(const sf__window *w, size_t acquired)

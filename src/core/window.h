@@ -25,6 +25,13 @@ void sf__window_results_released(sf__window *w, size_t bytes, size_t count);
 /* A worker found no acquired item to start while more input may come: the
  * window, not the work, may be what holds the map back, so it may grow. */
 void sf__window_work_starved(sf__window *w);
+/* How many acquired items may wait for the workers to start them: about
+ * SF__READ_AHEAD_NS of their work at item_ns per item on each of `workers`,
+ * and never fewer than `at_least` (only those while no item cost is
+ * known); SIZE_MAX for a fixed window (its size is the embedder's). */
+#define SF__READ_AHEAD_NS 100000000.0
+size_t sf__window_read_ahead(const sf__window *w, double item_ns, unsigned workers,
+                             size_t at_least);
 /* 1 when one more item may be acquired while `acquired` are. */
 int sf__window_admits(const sf__window *w, size_t acquired);
 /* How many more items may start while `running` are: as many as the

@@ -211,6 +211,25 @@ TEST(map_adaptive_window_does_not_grow_while_items_wait_for_the_workers)
     CHECK_EQ(f.destroyed, 1);
 }
 
+/* A window that starts at its largest (a process pool's) over work slower
+ * than the input: once an item's cost is known, the input is read about
+ * SF__READ_AHEAD_NS of the workers' work ahead (1 ms items on 2 workers:
+ * about 200), not the window's 4096. */
+TEST(map_adaptive_window_reads_only_a_time_s_worth_of_work_ahead)
+{
+    feed f = {.limit = -1, .fail_input_at = -1, .result_bytes = 8, .work_sleep_us = 1000};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start_adaptive(pool, &f, 4096, 4096, 1 << 20);
+    int in_order = took_in_order(m, 1, 300);
+    sf_map_close(m); /* before any check: the feed lives on this stack */
+    sf_pool_destroy(pool);
+    CHECK(in_order);
+    CHECK(f.most_outstanding >= 4 && f.most_outstanding <= 400);
+    CHECK_EQ(f.bound_violations, 0);
+    CHECK_EQ(f.pulled, 300 + f.discarded);
+    CHECK_EQ(f.destroyed, 1);
+}
+
 /* Results of 1000 bytes, a budget of 10 of them: while the consumer pauses
  * after its fifth, and all along, no more than the budget's worth is made
  * ahead of it. */

@@ -227,6 +227,11 @@ def sleep_100ms(x):
     return x
 
 
+def sleep_1ms(x):
+    time.sleep(0.001)
+    return x
+
+
 def reported_outcomes(results):
     """Every outcome of a map to its end, an exception as "Type: message":
     what a child interpreter's checks report as JSON."""

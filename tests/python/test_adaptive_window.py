@@ -285,6 +285,23 @@ def test_a_process_maps_default_window_shrinks_to_its_result_memory():
     assert process_held_peak(300, 16 * MiB, buffersize=128) >= 100
 
 
+def test_a_process_map_reads_about_a_tenth_of_a_second_of_slow_work_ahead():
+    """A process map's default window starts at its largest (4096 per
+    worker, for tiny tasks); once an item's cost is known, the input is
+    read only about 0.1 s of the workers' work ahead of them (1 ms tasks
+    on 2 workers: about 200 items, where the window let 8192 be read)."""
+    source = CountingInput(itertools.count())
+    with sf.ProcessPoolExecutor(2) as ex:
+        it = ex.map(proc_tasks.sleep_1ms, source)
+        most_ahead = 0
+        for expected in range(1000):
+            assert next(it) == expected
+            most_ahead = max(most_ahead, source.pulled - expected - 1)
+        it.close()
+    # what waits to start, plus what the two workers' batches hold
+    assert most_ahead <= 1024 < sf.DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER * 2
+
+
 @pytest.mark.parametrize("executor", [sf.ThreadPoolExecutor, sf.ProcessPoolExecutor])
 @pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError),
                                         (1.5, TypeError), ("1", TypeError)])
