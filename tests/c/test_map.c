@@ -189,42 +189,51 @@ TEST(map_adaptive_window_grows_on_small_results_up_to_its_max)
     CHECK_EQ(f.destroyed, 1);
 }
 
-/* Work slower than the input: the workers always have acquired items
- * waiting, so a larger window would only pull more input ahead of them.
- * Taking 600 results would have doubled a window of 8 six times. */
+/* Work slower than its input (usleep per item, 2 workers) over an endless
+ * input on an adaptive window of [start, max]: take n results, let 20 ms
+ * pass, close.  Returns whether they came in order; *held_after is what
+ * the map held just before the close.  The checks come after: the feed
+ * lives on the caller's stack. */
+static int take_slow_work(feed *f, int sleep_us, size_t start, size_t max, long n,
+                          long *held_after)
+{
+    *f = (feed){.limit = -1, .fail_input_at = -1, .result_bytes = 8, .work_sleep_us = sleep_us};
+    sf_pool *pool = make_pool(2);
+    sf_map *m = start_adaptive(pool, f, start, max, 1 << 20);
+    int in_order = took_in_order(m, 1, n);
+    usleep(20000); /* a window that grew would be filling now */
+    *held_after = (long)sf_map_outstanding(m);
+    sf_map_close(m);
+    sf_pool_destroy(pool);
+    return in_order;
+}
+
+/* The workers always have acquired items waiting, so a larger window would
+ * only pull more input ahead of them.  Taking 600 results would have
+ * doubled a window of 8 six times. */
 TEST(map_adaptive_window_does_not_grow_while_items_wait_for_the_workers)
 {
-    feed f = {.limit = -1, .fail_input_at = -1, .result_bytes = 8, .work_sleep_us = 300};
-    sf_pool *pool = make_pool(2);
-    sf_map *m = start_adaptive(pool, &f, 8, 256, 1 << 20);
-    int in_order = took_in_order(m, 1, 600);
-    usleep(20000); /* a grown window would be filling now */
-    long ahead_at_end = (long)sf_map_outstanding(m);
-    sf_map_close(m); /* before any check: the feed lives on this stack */
-    sf_pool_destroy(pool);
-    CHECK(in_order);
+    feed f;
+    long held_after;
+    CHECK(take_slow_work(&f, 300, 8, 256, 600, &held_after));
     /* one doubling may come from the start, before the input got ahead */
     CHECK(f.most_outstanding >= 8 && f.most_outstanding <= 16);
-    CHECK(ahead_at_end <= 16);
+    CHECK(held_after <= 16);
     CHECK_EQ(f.bound_violations, 0);
     CHECK_EQ(f.pulled, 600 + f.discarded);
     CHECK_EQ(f.destroyed, 1);
 }
 
-/* A window that starts at its largest (a process pool's) over work slower
- * than the input: once an item's cost is known, the input is read about
- * SF__READ_AHEAD_NS of the workers' work ahead (1 ms items on 2 workers:
- * about 200), not the window's 4096. */
+/* A window that starts at its largest (a process pool's): once an item's
+ * cost is known, the input is read about SF__READ_AHEAD_NS of the workers'
+ * work ahead (1 ms items on 2 workers: about 200), not the window's 4096. */
 TEST(map_adaptive_window_reads_only_a_time_s_worth_of_work_ahead)
 {
-    feed f = {.limit = -1, .fail_input_at = -1, .result_bytes = 8, .work_sleep_us = 1000};
-    sf_pool *pool = make_pool(2);
-    sf_map *m = start_adaptive(pool, &f, 4096, 4096, 1 << 20);
-    int in_order = took_in_order(m, 1, 300);
-    sf_map_close(m); /* before any check: the feed lives on this stack */
-    sf_pool_destroy(pool);
-    CHECK(in_order);
+    feed f;
+    long held_after;
+    CHECK(take_slow_work(&f, 1000, 4096, 4096, 300, &held_after));
     CHECK(f.most_outstanding >= 4 && f.most_outstanding <= 400);
+    CHECK(held_after <= 400);
     CHECK_EQ(f.bound_violations, 0);
     CHECK_EQ(f.pulled, 300 + f.discarded);
     CHECK_EQ(f.destroyed, 1);
