@@ -74,6 +74,8 @@
 #define DEFAULT_MAX_BATCH 128
 #define BATCH_EXTENSIONS 4        /* a work_batch batch may grow to this many claims */
 #define ROUNDS_PER_JOB 16         /* batches before a work job yields its worker */
+#define IDLE_ARRIVALS_TO_STOP_CHAINING 2 /* see chain_next_job */
+#define ITEM_NS_WORTH_A_WAKE_UP 10000.0 /* an item this long is worth waking a worker for */
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define MAX_PUBLISH_GROUP 128     /* finished items counted in one lock round trip */
 #define SLOT_PAGE 256             /* slots are made this many at a time, as the window needs them */
@@ -123,6 +125,7 @@ typedef struct work_job {
     sf_job job;
     sf_map *map;
     struct work_job *next_free;
+    int requeued; /* back on the queue after ROUNDS_PER_JOB, not posted anew */
     /* one claimed batch (max_batch entries each) */
     uint32_t *idx;
     void **values;
@@ -188,6 +191,9 @@ struct sf_map {
     unsigned jobs_posted;
     unsigned jobs_working; /* posted jobs between claiming a batch and its end */
     work_job *free_jobs;
+    /* posted jobs in a row that found nothing to claim when they started
+     * (reset by one that found work while another job worked) */
+    unsigned idle_arrivals;
     double item_ns; /* moving average of one item's work */
 
     /* sf_map_stats: where the time went */
@@ -981,6 +987,20 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     return given_up;
 }
 
+/* mu held: whether a job that starts work posts the next one on its way
+ * (maybe_post_work decides if one is needed).  Not while the jobs posted
+ * arrive to find the work done and the items are short: with a runtime
+ * lock (a GIL) the first worker runs what is ready before the next gets
+ * the lock, and each such wake-up is context switches for nothing.  A job
+ * that finds work while another works (the runtime runs them at once),
+ * or items long enough to be worth a wake-up, chain again; the input
+ * stage posts as before either way. */
+static int chain_next_job(const sf_map *m)
+{
+    return m->idle_arrivals < IDLE_ARRIVALS_TO_STOP_CHAINING ||
+           m->item_ns >= ITEM_NS_WORTH_A_WAKE_UP;
+}
+
 static int work_run(sf_job *job)
 {
     work_job *wj = (work_job *)job;
@@ -988,7 +1008,8 @@ static int work_run(sf_job *job)
     uint32_t *idx = wj->idx;
     void **values = wj->values;
     trash t = {0};
-    int rounds = 0, n;
+    int rounds = 0, n, arrived = !wj->requeued;
+    wj->requeued = 0;
 
     sf__lock(&m->mu);
     for (;;) {
@@ -1006,10 +1027,17 @@ static int work_run(sf_job *job)
             m->held_back = 1; /* the results fill the budget: a take re-posts us */
         else if (n == 0 && m->bounded && m->input_state == INPUT_OPEN)
             sf__window_work_starved(&m->win); /* the input is behind the workers */
+        if (arrived) {
+            arrived = 0;
+            if (n == 0)
+                m->idle_arrivals++;
+            else if (m->jobs_working)
+                m->idle_arrivals = 0;
+        }
         if (n == 0)
             break;
         m->jobs_working++;
-        if (m->ready.len)
+        if (m->ready.len && chain_next_job(m))
             maybe_post_work(m, &t); /* the next job on its way, if needed */
         int given_up = run_batch(m, wj, n, &t);
         if (t.len || given_up) {
@@ -1021,6 +1049,7 @@ static int work_run(sf_job *job)
         }
         m->jobs_working--;
         if (++rounds >= ROUNDS_PER_JOB && m->ready.len) {
+            wj->requeued = 1;
             sf__unlock(&m->mu);
             return SF_JOB_REQUEUE; /* let other jobs have this worker */
         }

@@ -566,6 +566,30 @@ def test_an_item_arriving_while_a_worker_is_busy_goes_to_an_idle_worker():
         assert list(ex.map(work, source())) == [0, 1]
 
 
+def test_items_that_release_the_gil_after_trivial_ones_still_run_at_once():
+    # With a GIL, the workers woken for trivial items find them done by the
+    # one that got the GIL first, and the map stops waking more; the slow
+    # items after them (waits with the GIL released) are worth a wake-up,
+    # and the input has ended by then: the work jobs must chain again
+    lock = threading.Lock()
+    waiting, most_at_once = [0], [0]
+
+    def work(i):
+        if i < 50_000:
+            return i
+        with lock:
+            waiting[0] += 1
+            most_at_once[0] = max(most_at_once[0], waiting[0])
+        time.sleep(0.002)
+        with lock:
+            waiting[0] -= 1
+        return i
+
+    with sf.ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(work, range(50_300))) == list(range(50_300))
+    assert most_at_once[0] >= 2
+
+
 def test_close_from_another_thread_ends_a_next_that_is_waiting():
     gate = Gate()
     outcome = []
