@@ -32,6 +32,12 @@
  * follows the results' cost in bytes (ops.result_bytes, measured on the
  * worker and counted when published); a worker claims no more items than
  * the budget left holds (in_work counts those claimed and not finished).
+ * With such a window the input stage also stops once the ready items are
+ * as much work as window.c lets it read ahead of the workers, and a claim
+ * that takes them below half of that re-posts it.  A work job that starts
+ * work posts the next one on its way when more is ready, except while
+ * the jobs posted find nothing to claim and items are short
+ * (chain_next_job: with a GIL those are wake-ups for nothing).
  * An embedder may take a whole claimed batch at once (ops.work_batch, for
  * pipelining to a process); each item is still published the moment
  * sf_batch_done says it finished.

@@ -20,8 +20,8 @@
  *   acquired items waiting to start never stand for much more than
  *   SF__READ_AHEAD_NS of the workers' work (by the measured item cost), so
  *   slow work over large input items (a file in 1 MiB chunks) holds a
- *   tenth of a second of them, not a window's worth, whatever the window
- *   grew to earlier and in a process pool, whose window starts at its
+ *   tenth of a second of them, not a window's worth: whatever the window
+ *   grew to earlier, and in a process pool, whose window starts at its
  *   largest;
  * - whatever the average says, no item is acquired while the held results
  *   fill the budget (unless fewer than `floor` are), and no acquired item
