@@ -11,12 +11,17 @@ run:
    of 4096 per worker alone);
 3. seed 002 (a worker returning a list of floats, 3 workers; 20 jobs of
    10**6 floats where the seed has 50 of 10**7): peak RSS at defaults vs
-   the stdlib's generator recipe from the seed, each in a fresh process.
+   the stdlib's generator recipe from the seed, each in a fresh process;
+4. 1 ms tasks (waits) on 2 workers over a generator: the most input items
+   read ahead of the results taken, on threads and on processes (whose
+   window starts at its largest, 8192 here): what the window's read-ahead
+   rule leaves in memory when the work is the slow stage.
 
 ``--trivial-threads N`` measures figure 1 alone, at N threads (as on a
 16-core machine).
 """
 import concurrent.futures as cf
+import itertools
 import math
 import os
 import resource
@@ -31,7 +36,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import streamfutures as sf  # noqa: E402
-from bench_tasks import Blob, blob_16mib  # noqa: E402
+from bench_tasks import Blob, blob_16mib, pause_1ms  # noqa: E402
 from common import best_of, line  # noqa: E402
 
 THREADS = 6
@@ -40,6 +45,7 @@ STDLIB_ITEMS = 30_000
 BIG = 16 * 1024 * 1024
 SEED002_JOBS, SEED002_FLOATS = 20, 1_000_000
 PROCESS_BIG_ITEMS = 60
+READ_AHEAD_TAKEN = 1500
 
 
 def identity(x):
@@ -154,10 +160,36 @@ def seed002():
     return {"window_seed002_rss_vs_stdlib": rss["sf"] / rss["stdlib"]}
 
 
+def most_read_ahead(executor):
+    pulled = [0]
+
+    def source():
+        for i in itertools.count():
+            pulled[0] += 1
+            yield i
+
+    most = 0
+    with executor(2) as ex:
+        it = ex.map(pause_1ms, source())
+        for taken in range(1, READ_AHEAD_TAKEN + 1):
+            next(it)
+            most = max(most, pulled[0] - taken)
+        it.close()
+    return most
+
+
+def read_ahead():
+    threads = most_read_ahead(sf.ThreadPoolExecutor)
+    processes = most_read_ahead(sf.ProcessPoolExecutor)
+    line("1 ms tasks, 2 threads: most input read ahead", threads, "items")
+    line("the same on 2 processes (window of 8192)", processes, "items")
+    return {"window_read_ahead_threads": threads, "window_read_ahead_processes": processes}
+
+
 def main():
     print("adaptive window (bench_window.py): %d cores" % os.cpu_count())
     results = {}
-    for part in (trivial, big_results, seed002):
+    for part in (trivial, big_results, seed002, read_ahead):
         results.update(part())
     line("trivial: defaults vs ThreadPool.imap at its best (<= 1.10)",
          "%.2f" % results["window_trivial_vs_best_threadpool"], "x")
