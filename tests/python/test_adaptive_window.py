@@ -106,8 +106,10 @@ def test_slow_work_over_a_fast_input_keeps_the_starting_window():
         time.sleep(0.05)  # a growing window would be pulling now
         most_ahead = max(most_ahead, source.pulled - 1500)
         it.close()
-    # one doubling may come from the start, before the input got ahead
-    assert start <= most_ahead <= 2 * start + _engine.MAP_TAKE_AHEAD
+    # it did read ahead (sampled after each take, in the refill band below
+    # the window); a doubling or two may come from moments the input fell
+    # behind (the start, a busy machine), not the four of a growing window
+    assert start // 2 <= most_ahead <= 4 * start + _engine.MAP_TAKE_AHEAD
 
 
 @pytest.mark.thread_unsafe(reason="Counted's counts are one per process")
