@@ -84,9 +84,22 @@ def test_the_window_starts_at_the_default_and_grows_to_its_cap_on_small_results(
         it.close()
 
 
-def slow_identity(x):
-    time.sleep(0.001)
-    return x
+def most_read_ahead(executor, taken, settle=0.0):
+    """Map 1 ms tasks (waits) on 2 workers over an endless input, take
+    `taken` results in order, wait `settle` seconds, close: the most input
+    items read ahead of the results taken, sampled after each take and
+    after the wait."""
+    source = CountingInput(itertools.count())
+    with executor(2) as ex:
+        it = ex.map(proc_tasks.sleep_1ms, source)
+        most_ahead = 0
+        for expected in range(taken):
+            assert next(it) == expected
+            most_ahead = max(most_ahead, source.pulled - expected - 1)
+        time.sleep(settle)
+        most_ahead = max(most_ahead, source.pulled - taken)
+        it.close()
+    return most_ahead
 
 
 def test_slow_work_over_a_fast_input_keeps_the_starting_window():
@@ -96,16 +109,8 @@ def test_slow_work_over_a_fast_input_keeps_the_starting_window():
     window grows only once a worker found nothing to start.  Taking 1500
     results would have doubled it four times (64 -> 1024) otherwise."""
     start = sf.DEFAULT_BUFFERSIZE_PER_WORKER * 2
-    source = CountingInput(itertools.count())
-    with sf.ThreadPoolExecutor(2) as ex:
-        it = ex.map(slow_identity, source)
-        most_ahead = 0
-        for expected in range(1500):
-            assert next(it) == expected
-            most_ahead = max(most_ahead, source.pulled - expected - 1)
-        time.sleep(0.05)  # a growing window would be pulling now
-        most_ahead = max(most_ahead, source.pulled - 1500)
-        it.close()
+    # settle: a growing window would be pulling then
+    most_ahead = most_read_ahead(sf.ThreadPoolExecutor, 1500, settle=0.05)
     # it did read ahead (sampled after each take, in the refill band below
     # the window); a doubling or two may come from moments the input fell
     # behind (the start, a busy machine), not the four of a growing window
@@ -292,14 +297,7 @@ def test_a_process_map_reads_about_a_tenth_of_a_second_of_slow_work_ahead():
     worker, for tiny tasks); once an item's cost is known, the input is
     read only about 0.1 s of the workers' work ahead of them (1 ms tasks
     on 2 workers: about 200 items, where the window let 8192 be read)."""
-    source = CountingInput(itertools.count())
-    with sf.ProcessPoolExecutor(2) as ex:
-        it = ex.map(proc_tasks.sleep_1ms, source)
-        most_ahead = 0
-        for expected in range(1000):
-            assert next(it) == expected
-            most_ahead = max(most_ahead, source.pulled - expected - 1)
-        it.close()
+    most_ahead = most_read_ahead(sf.ProcessPoolExecutor, 1000)
     # what waits to start, plus what the two workers' batches hold
     assert most_ahead <= 1024 < sf.DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER * 2
 
