@@ -107,9 +107,9 @@ class ThreadPoolExecutor(_base.Executor):
         are acquired and not yet yielded (None means no bound).  By default
         the bound adapts: it starts at 32 items per worker, doubles up to
         4096 per worker (16384 at least) while results are small and the
-        workers keep up with the input, and shrinks (to 2 per worker at least) so the
-        results waiting for the consumer stay within the executor's
-        ``result_memory`` bytes (sys.getsizeof).  An exception from fn is
+        workers keep up with the input, and shrinks (to 2 per worker at
+        least) so the results waiting for the consumer stay within the
+        executor's ``result_memory`` bytes (sys.getsizeof).  An exception from fn is
         raised at its item's position and the next call to next() goes on;
         an exception from the input is raised after every earlier result and
         ends the iteration.
