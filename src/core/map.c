@@ -671,8 +671,12 @@ static int feed_run(sf_job *job)
         }
     }
     m->feed_posted = 0;
+    /* a consumer waits on the input only for its end: a feed that stopped
+     * on a full window, or far enough ahead, has nothing to tell it */
+    int input_over = m->input_state != INPUT_OPEN;
     sf__unlock(&m->mu);
-    sf__event_signal_all(&m->changed);
+    if (input_over)
+        sf__event_signal_all(&m->changed);
     trash_empty(m, &t);
     map_unref(m);
     return SF_JOB_DONE;
