@@ -253,6 +253,10 @@ enum sf_outcome {
  * deadline_ns: absolute CLOCK_MONOTONIC time, 0 = poll, -1 = no deadline.
  * Returns an sf_outcome, -EAGAIN when polling found nothing, -ETIMEDOUT,
  * -EINTR (a signal interrupted the sleep), -ECHILD (inherited by fork).
+ * A result can be taken the moment it exists; a call that has to sleep
+ * while results come microseconds apart is woken for a group of them
+ * (each wake-up is a context switch, on a full machine a worker's), at
+ * most about 2 ms after the first of them.
  * Only one thread may consume a map at a time. */
 SF_API int sf_map_next(sf_map *map, void **value, int64_t deadline_ns);
 

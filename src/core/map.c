@@ -20,8 +20,12 @@
  * in input order (slot of seq = seq_slot[seq % W], valid because in ordered
  * mode the acquired seqs are exactly [taken, pulled)) or in completion order
  * (`done` FIFO), one at a time or, with sf_map_next_many, a result and the
- * small finished ones right behind it in one trip.  Taking a result frees
- * its slot, which re-posts the input stage if it had stopped on a full
+ * small finished ones right behind it in one trip.  A consumer that looks
+ * finds each result the moment it exists; one that has to sleep while
+ * results come microseconds apart is woken for a group of them
+ * (results_to_gather: about a millisecond's worth), its sleep timed so
+ * that none waits for company longer than twice that.  Taking a result
+ * frees its slot, which re-posts the input stage if it had stopped on a full
  * window.  The slots are made in pages as the window first needs them (a
  * short map on a large window makes one page) and never move; the index
  * arrays (free stack, FIFOs, seq mapping) are allocated once, at the
@@ -84,6 +88,9 @@
 #define ITEM_NS_WORTH_A_WAKE_UP 10000.0 /* an item this long is worth waking a worker for */
 #define DEFAULT_BATCH_NS 50000.0  /* a batch should take about this long */
 #define MAX_PUBLISH_GROUP 128     /* finished items counted in one lock round trip */
+#define RESULTS_GATHER_NS 1000000.0 /* a sleeping consumer is woken for about this much work */
+#define MAX_RESULTS_GATHERED 64   /* ... and for at most this many results */
+#define MIN_RESULT_NS_TO_GATHER 2000.0 /* results closer than this: see results_to_gather */
 #define SLOT_PAGE 256             /* slots are made this many at a time, as the window needs them */
 #define UNBOUNDED_START SLOT_PAGE
 #define PULL_BURST 512            /* items pulled per lock round trip, inputs that never block */
@@ -167,6 +174,10 @@ struct sf_map {
     _Alignas(64) sf__event changed; /* the consumer sleeps here */
     _Atomic int cancelled; /* items not started must not start any more (written under mu) */
     _Atomic long awaited_slot; /* the slot a sleeping ordered consumer waits for; -1: any */
+    /* results a sleeping consumer lets gather before it is woken (1: each
+     * at once; more only while its sleep is timed, see results_to_gather),
+     * and how many have come since it went to sleep */
+    _Atomic int wake_after, gathered;
 
     /* the rest changes all the time, under mu */
     _Alignas(64) pthread_mutex_t mu;
@@ -698,13 +709,34 @@ static long takeable(sf_map *m);
 
 /* ---- work stage ------------------------------------------------------ */
 
-/* map->mu held, after publishing: whether a consumer asleep in
- * sf_map_next must be woken (in input order it only cares once the result
- * it waits for is here, or a freed slot may have ended the map).  Read
- * under the lock: a consumer announces itself before it unlocks. */
-static int consumer_to_wake(sf_map *m, int freed)
+/* A result the consumer may want was stored (seq_cst) after it may have
+ * gone to sleep: whether it is woken now.  While it gathers results
+ * (wake_after > 1, read after that store: see results_to_gather) only
+ * the one that completes its count wakes it. */
+static int gathered_enough(sf_map *m, int results)
 {
-    return atomic_load(&m->changed.waiters) != 0 && (m->drain || freed || takeable(m) >= 0);
+    int after = atomic_load(&m->wake_after);
+    return after <= 1 || atomic_fetch_add(&m->gathered, results) + results >= after;
+}
+
+/* map->mu held, after publishing `results` new ones (0: they were shown
+ * already, and counted then): whether a consumer asleep in sf_map_next
+ * must be woken: in input order it only cares once the result it waits
+ * for is here; a freed slot only when that ends the map; a result it
+ * gathers only once enough are here, or once nothing else is running or
+ * waiting to run (no more would come soon).  Read under the lock: a
+ * consumer announces itself before it unlocks. */
+static int consumer_to_wake(sf_map *m, int freed, int results)
+{
+    if (!atomic_load(&m->changed.waiters))
+        return 0;
+    if (m->drain || (freed && m->held == 0 && m->input_state != INPUT_OPEN))
+        return 1;
+    if (takeable(m) < 0)
+        return 0;
+    if (m->in_work == 0 && m->ready.len == 0)
+        return 1;
+    return results > 0 && gathered_enough(m, results);
 }
 
 /* map->mu held: hand finished items [from, to) of a batch to the consumer
@@ -769,6 +801,7 @@ struct sf_batch {
     int wake_owed;   /* published quietly; sf_batch_wake not yet called */
     int publish_group; /* work_each publishes this many finished items at once, showing
                         * each to the consumer as it finishes (SLOT_SHOWN_*) */
+    int shown;         /* work_each showed each result before publishing it */
     int tail_from, tail_to; /* work_each's last group: shown and marked done, published
                              * by run_batch under the lock it takes anyway */
 };
@@ -847,7 +880,7 @@ static int publish_many(sf_batch *b, const int *indices, const int *failed, int 
     for (int k = 0; k < n; k++)
         freed |= publish(m, b->idx, b->values, b->failed, b->bytes, indices[k], indices[k] + 1, &t);
     cancelled = m->cancelled;
-    *wake = consumer_to_wake(m, freed);
+    *wake = consumer_to_wake(m, freed, b->shown ? 0 : n);
     sf__unlock(&m->mu);
     trash_empty(m, &t);
     return cancelled;
@@ -892,7 +925,8 @@ static void show(sf_map *m, uint32_t idx, void *value, size_t bytes, int failed)
     atomic_store(&s->state, failed ? SLOT_SHOWN_ERROR : SLOT_SHOWN_OK);
     if (atomic_load(&m->changed.waiters)) {
         long awaited = atomic_load(&m->awaited_slot);
-        if (awaited < 0 || awaited == (long)idx)
+        if ((awaited < 0 || awaited == (long)idx || atomic_load(&m->wake_after) > 1) &&
+            gathered_enough(m, 1))
             sf__event_signal_all(&m->changed);
     }
 }
@@ -926,6 +960,7 @@ static void work_each(void *ctx, sf_batch *batch)
     void **const values = batch->values;
     size_t *const bytes = batch->bytes;
     const int n = batch->n, group = batch->publish_group;
+    batch->shown = group > 1;
     int finished[MAX_PUBLISH_GROUP], failed[MAX_PUBLISH_GROUP], pending = 0;
     for (int i = 0; i < n; i++) {
         int item_failed = work(ctx, &values[i]);
@@ -968,7 +1003,7 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     void **values = wj->values;
     unsigned char *done = wj->done;
     sf_batch batch = {m, idx, values, wj->failed, wj->bytes, done, n, m->batch_cap, 0, 0, 0,
-                      publish_group(m), 0, 0};
+                      publish_group(m), 0, 0, 0};
     memset(done, 0, (size_t)n);
     memset(wj->bytes, 0, (size_t)n * sizeof *wj->bytes); /* extensions zero their own */
     sf__unlock(&m->mu);
@@ -984,8 +1019,9 @@ static int run_batch(sf_map *m, work_job *wj, int n, trash *t)
     if (batch.tail_to > batch.tail_from) {
         int freed = publish(m, idx, values, wj->failed, wj->bytes, batch.tail_from,
                             batch.tail_to, t);
-        /* signalled under mu: no callback, only a wake-up */
-        if (consumer_to_wake(m, freed))
+        /* signalled under mu: no callback, only a wake-up (its results
+         * were counted when shown) */
+        if (consumer_to_wake(m, freed, 0))
             sf__event_signal_all(&m->changed);
     }
     for (int i = 0; i < n; i++)
@@ -1018,7 +1054,7 @@ static int work_run(sf_job *job)
     uint32_t *idx = wj->idx;
     void **values = wj->values;
     trash t = {0};
-    int rounds = 0, n, arrived = !wj->requeued;
+    int rounds = 0, n, arrived = !wj->requeued, held_back = 0;
     wj->requeued = 0;
 
     sf__lock(&m->mu);
@@ -1034,7 +1070,7 @@ static int work_run(sf_job *job)
         }
         n = claim_ready(m, idx, values, INT_MAX);
         if (n == 0 && m->ready.len)
-            m->held_back = 1; /* the results fill the budget: a take re-posts us */
+            m->held_back = held_back = 1; /* the results fill the budget: a take re-posts us */
         else if (n == 0 && m->bounded && m->input_state == INPUT_OPEN)
             sf__window_work_starved(&m->win); /* the input is behind the workers */
         if (arrived) {
@@ -1068,6 +1104,8 @@ static int work_run(sf_job *job)
     wj->next_free = m->free_jobs;
     m->free_jobs = wj;
     sf__unlock(&m->mu);
+    if (held_back) /* a consumer gathering results is what they wait for */
+        sf__event_signal_all(&m->changed);
     map_unref(m);
     return SF_JOB_DONE;
 }
@@ -1246,6 +1284,8 @@ int sf_map_create(sf_map **out, sf_pool *pool, const sf_map_ops *ops, void *ctx,
     sf__event_init(&m->changed);
     atomic_init(&m->refs, 1);
     atomic_init(&m->awaited_slot, -1);
+    atomic_init(&m->wake_after, 1);
+    atomic_init(&m->gathered, 0);
     m->listener.prev = m->listener.next = &m->listener;
     m->listener.ops = &shutdown_listener_ops;
 
@@ -1343,10 +1383,43 @@ int sf_map_next(sf_map *m, void **value, int64_t deadline_ns)
     return sf_map_next_many(m, value, deadline_ns, NULL, NULL, 0, NULL);
 }
 
+/* map->mu held, the consumer about to sleep: how many results it lets
+ * gather before it is woken.  Each wake-up is a context switch, and on a
+ * machine with as many workers as cores it takes a worker's core: for
+ * results that come every few tens of microseconds, that is a worker's
+ * time lost per result.  So it waits for about RESULTS_GATHER_NS of the
+ * workers' output, at the measured item cost, and never for more than a
+ * quarter of the window (the rest keeps the workers going).  1: each
+ * result wakes it, as when no cost is measured yet (a map's first result
+ * comes at once), and when results come quicker than
+ * MIN_RESULT_NS_TO_GATHER: the consumer is seldom asleep for those (it
+ * takes them in groups, take_ahead), and counting each one a worker shows
+ * would be an atomic add per item on a line every worker writes.  The
+ * sleep is then timed (*gather_ns), so that a result left waiting for
+ * company (its worker went on to a long item) is taken by then anyway;
+ * consumer_to_wake wakes it at once when nothing else is running. */
+static int results_to_gather(const sf_map *m, int64_t *gather_ns)
+{
+    unsigned working = m->jobs_working ? m->jobs_working : 1;
+    double result_ns = m->item_ns / working; /* between two results, all workers together */
+    size_t most = m->bounded ? m->win.limit / 4 : m->cap / 4;
+    if (most > MAX_RESULTS_GATHERED)
+        most = MAX_RESULTS_GATHERED;
+    if (result_ns < MIN_RESULT_NS_TO_GATHER || m->drain || most < 2)
+        return 1;
+    double want = RESULTS_GATHER_NS / result_ns;
+    int gather = want < (double)most ? (int)want : (int)most;
+    if (gather < 2)
+        return 1;
+    *gather_ns = (int64_t)(2 * gather * result_ns);
+    return gather;
+}
+
 int sf_map_next_many(sf_map *m, void **value, int64_t deadline_ns, void **more,
                      unsigned char *more_failed, int max_more, int *n_more)
 {
     int rc, woke = 0; /* woke: -ETIMEDOUT / -EINTR from the last sleep */
+    int may_gather = 1; /* not once a gathering sleep timed out */
     trash t = {0};
     *value = NULL;
     if (n_more)
@@ -1391,14 +1464,32 @@ int sf_map_next_many(sf_map *m, void **value, int64_t deadline_ns, void **more,
         if (!m->unordered && m->taken < m->pulled)
             awaited = (long)m->seq_slot[wrap(m, m->taken)];
         atomic_store(&m->awaited_slot, awaited);
+        int64_t gather_ns = 0, sleep_until = deadline_ns;
+        int gather = may_gather ? results_to_gather(m, &gather_ns) : 1;
+        if (gather > 1) {
+            int64_t until = sf_now_ns() + gather_ns;
+            if (sleep_until < 0 || until < sleep_until)
+                sleep_until = until;
+            else
+                gather = 1; /* the caller's deadline comes first */
+        }
+        /* seq_cst, before the look below: a worker that reads a gathering
+         * count stored its result before, and this look sees it, or the
+         * timed sleep ends (gathered_enough) */
+        atomic_store(&m->gathered, 0);
+        atomic_store(&m->wake_after, gather);
         uint32_t key = sf__event_prepare(&m->changed);
         if (takeable(m) >= 0) { /* shown with no lock since the look above */
             sf__event_cancel(&m->changed);
             continue;
         }
         sf__unlock(&m->mu);
-        woke = sf__event_wait(&m->changed, key, deadline_ns);
+        woke = sf__event_wait(&m->changed, key, sleep_until);
         sf__lock(&m->mu);
+        if (gather > 1 && woke == -ETIMEDOUT) {
+            woke = 0; /* the gathering ran out, not the caller's time */
+            may_gather = 0;
+        }
     }
     sf__unlock(&m->mu);
     trash_empty(m, &t); /* only if posting the work failed (a broken pool) */
