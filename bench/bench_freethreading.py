@@ -7,7 +7,10 @@ run on one interpreter, interleaved (best of 3):
 2. trivial tasks on threads: per-item cost vs the stdlib's thread map;
 3. fanout(range(10**6), sum, max) vs itertools.tee read serially;
 4. a 3-stage Stream of CPU-bound thread stages vs its slowest stage alone;
-5. trivial tasks on a process pool (per-item cost).
+5. trivial tasks on a process pool (per-item cost); on a free-threaded
+   build also with the GIL turned on in the same interpreter, as importing
+   us did before we declared the module free-threading safe (each run in
+   its own process, the two alternating).
 
 ``--beside PYTHON`` also runs the same figures on another interpreter (the
 GIL build) and prints both columns: `make bench-ft` runs it on 3.13t beside
@@ -131,14 +134,35 @@ def trivial_processes():
     return {"trivial_processes_us": t["sf"] / n * 1e6}
 
 
-def measure():
+def processes_with_and_without_the_gil(rounds=2):
+    """trivial_processes on this interpreter with PYTHON_GIL=1 and =0, each
+    run in a fresh process, alternating; the best of each."""
+    best = {"1": float("inf"), "0": float("inf")}
+    for _ in range(rounds):
+        for gil in best:
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--json",
+                                  "--only", "trivial_processes"],
+                                 env=dict(os.environ, PYTHON_GIL=gil), check=True,
+                                 capture_output=True, text=True).stdout
+            us = json.loads(out.strip().splitlines()[-1])["trivial_processes_us"]
+            best[gil] = min(best[gil], us)
+    return {"trivial_processes_gil_on_us": best["1"], "trivial_processes_gil_off_us": best["0"]}
+
+
+PARTS = {f.__name__: f for f in (factorization, trivial_threads, fanout_vs_tee,
+                                 stream_of_cpu_stages, trivial_processes)}
+
+
+def measure(only=None):
     figures = {"python": sys.version.split()[0],
                "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
                "gil_enabled": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
                "cores": CORES}
-    for part in (factorization, trivial_threads, fanout_vs_tee, stream_of_cpu_stages,
-                 trivial_processes):
-        figures.update(part())
+    for name, part in PARTS.items():
+        if only in (None, name):
+            figures.update(part())
+    if only is None and figures["free_threaded"] and not figures["gil_enabled"]:
+        figures.update(processes_with_and_without_the_gil())
     return figures
 
 
@@ -152,6 +176,8 @@ ROWS = [
     ("fanout(sum, max) time vs serial itertools.tee", "fanout_time_vs_serial_tee", "x"),
     ("3 CPU-bound stages vs the slowest alone", "stream_vs_slowest_stage", "x"),
     ("trivial tasks on sf processes (us/item)", "trivial_processes_us", ""),
+    ("  fresh processes, this build, GIL off (us/item)", "trivial_processes_gil_off_us", ""),
+    ("  the same with PYTHON_GIL=1 (us/item)", "trivial_processes_gil_on_us", ""),
 ]
 
 
@@ -161,7 +187,8 @@ def report(columns):
     print("free-threading figures, %d cores" % CORES)
     print("  %-50s" % "" + "".join("%16s" % h for h in heads))
     for label, key, unit in ROWS:
-        print("  %-50s" % label + "".join("%16s" % ("%.2f%s" % (c[key], unit)) for c in columns))
+        print("  %-50s" % label + "".join(
+            "%16s" % ("%.2f%s" % (c[key], unit) if key in c else "-") for c in columns))
     ft = [c for c in columns if c["free_threaded"] and not c["gil_enabled"]]
     if ft:
         c = ft[0]
@@ -172,6 +199,8 @@ def report(columns):
         print("    trivial vs stdlib >= 20: %.1f" % c["trivial_threads_vs_stdlib"])
         print("    fanout vs serial tee <= 1.0: %.2f" % c["fanout_time_vs_serial_tee"])
         print("    3-stage stream >= 0.9: %.2f" % c["stream_vs_slowest_stage"])
+        print("    process trivial, GIL off <= GIL on: %.2f vs %.2f us"
+              % (c["trivial_processes_gil_off_us"], c["trivial_processes_gil_on_us"]))
 
 
 def main(beside=None):
@@ -188,8 +217,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--beside", help="another interpreter to measure the same figures on")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", choices=sorted(PARTS), help="with --json: one part's figures")
     opts = parser.parse_args()
     if opts.json:
-        print(json.dumps(measure()))
+        print(json.dumps(measure(opts.only)))
     else:
         main(opts.beside)
