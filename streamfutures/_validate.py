@@ -4,6 +4,18 @@ with the stdlib's exception types and messages (Executor.map in 3.14)."""
 #: map(buffersize=DEFAULT): the executor's bounded default window
 DEFAULT = object()
 
+#: map(buffersize=STAGE_DEFAULT), for Stream's stages: the default window,
+#: with an explicit buffersize's rule for an iterator dropped before it
+#: started (it reads no more input), so a stream dropped before it started
+#: reads no more of its source.
+STAGE_DEFAULT = object()
+
+
+def is_default(buffersize):
+    """Whether map() was given no buffersize of its own (the default
+    window, which adapts)."""
+    return buffersize is DEFAULT or buffersize is STAGE_DEFAULT
+
 #: the largest window the engine takes (its slots are numbered in 32 bits)
 MAX_WINDOW = 2**32 - 1
 
@@ -37,7 +49,7 @@ def map_arguments(iterables, buffersize, default_window):
     With the default window or None, the classic rule stays: every item of
     the input runs."""
     explicit = buffersize is not DEFAULT and buffersize is not None
-    if buffersize is DEFAULT:
+    if is_default(buffersize):
         buffersize = default_window
     check_buffersize(buffersize)
     if buffersize is not None and buffersize > MAX_WINDOW:

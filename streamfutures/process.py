@@ -21,7 +21,7 @@ from . import _engine, _progress, _remote, _start_method, _unguarded_main
 from . import thread as _thread
 from ._remote import WorkerCrashedError
 from ._unguarded_main import UnguardedMainError
-from ._validate import DEFAULT, check_result_memory, map_arguments
+from ._validate import DEFAULT, check_result_memory, is_default, map_arguments
 
 #: map()'s default window is this many items per worker process: batches
 #: of tiny tasks are then large enough to amortise a message, and two
@@ -376,7 +376,7 @@ class ProcessPoolExecutor(_base.Executor):
             iterator, star, window, stop_when_dropped = map_arguments(
                 iterables, buffersize, per_worker * self._max_workers)
             # the default window only shrinks, for the results' budget
-            window_max = window if buffersize is DEFAULT else 0
+            window_max = window if is_default(buffersize) else 0
             return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
                                   stop_when_dropped, chunksize or 0, task_timeout,
                                   window_max, self._result_memory)

@@ -14,11 +14,11 @@ import threading
 import weakref
 
 from .fanout import DEFAULT_FANOUT_BUFFERSIZE, fanout
-from .process import DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER, ProcessPoolExecutor
-from .thread import DEFAULT_BUFFERSIZE_PER_WORKER, ThreadPoolExecutor
+from .process import ProcessPoolExecutor
+from .thread import ThreadPoolExecutor
 from . import _aio, _progress
 from ._progress import name_of as _name_of
-from ._validate import check_buffersize
+from ._validate import STAGE_DEFAULT, check_buffersize
 from .foreign import DEFAULT_FOREIGN_BUFFERSIZE, ForeignMap
 
 
@@ -53,13 +53,10 @@ class _MapStage:
                 executor = ThreadPoolExecutor(self.workers)
             run.owned.append(executor)
         if isinstance(executor, (ThreadPoolExecutor, ProcessPoolExecutor)):
-            window = self.buffersize
-            if window is None:  # the executor's own default, given explicitly: a
-                # stream dropped before it started then reads no more input
-                per_worker = (DEFAULT_PROCESS_BUFFERSIZE_PER_WORKER
-                              if isinstance(executor, ProcessPoolExecutor)
-                              else DEFAULT_BUFFERSIZE_PER_WORKER)
-                window = per_worker * executor._max_workers
+            # the executor's own default window, which adapts to what the
+            # results cost, but a stream dropped before it started reads no
+            # more input, as with an explicit buffersize
+            window = STAGE_DEFAULT if self.buffersize is None else self.buffersize
             iterator = executor.map(self.fn, upstream, buffersize=window,
                                     unordered=self.unordered)
             return iterator, iterator.stats

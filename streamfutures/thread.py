@@ -10,12 +10,12 @@ import weakref
 from concurrent.futures import _base
 
 from . import _engine, _progress
-from ._validate import DEFAULT, MAX_WINDOW, check_result_memory, map_arguments
+from ._validate import DEFAULT, MAX_WINDOW, check_result_memory, is_default, map_arguments
 
 #: map()'s default window adapts (src/core/window.c).  It starts at this
 #: many items per worker thread: enough to keep every worker busy while the
 #: consumer is briefly slow and to absorb uneven item times in ordered mode
-#: (and a Stream stage's fixed window)...
+#: (a Stream stage's default window is the same)...
 DEFAULT_BUFFERSIZE_PER_WORKER = 32
 #: ...doubles up to this many while results are small and the workers run
 #: out of input (never while acquired items wait for them), where refilling
@@ -123,7 +123,7 @@ class ThreadPoolExecutor(_base.Executor):
         def start():
             iterator, star, window, stop_when_dropped = map_arguments(
                 iterables, buffersize, DEFAULT_BUFFERSIZE_PER_WORKER * self._max_workers)
-            window_max = 0 if buffersize is not DEFAULT else min(MAX_WINDOW, max(
+            window_max = 0 if not is_default(buffersize) else min(MAX_WINDOW, max(
                 ADAPTIVE_WINDOW_MAX_AT_LEAST, ADAPTIVE_WINDOW_MAX_PER_WORKER * self._max_workers))
             return self._pool.map(fn, iterator, star, window, bool(unordered), timeout,
                                   stop_when_dropped, 1, None, window_max, self._result_memory)

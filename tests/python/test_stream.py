@@ -10,6 +10,7 @@ import time
 import pytest
 
 import streamfutures as sf
+from streamfutures import _engine
 from conftest import CountingInput, wait_until
 from proc_tasks import square
 
@@ -71,6 +72,36 @@ def test_memory_is_bounded_by_the_sum_of_the_windows():
             if consumed == 2000:
                 break
     assert worst <= 8 + 5 + 1  # the windows, and the result in our hand
+
+
+def test_a_stage_at_the_default_window_adapts_as_the_executors_map_does():
+    # a stage's default window is its executor's map default: it starts at
+    # 32 items per worker and grows while the results are small and the
+    # workers keep up (a fixed 64 would hand items over 64 at a time)
+    source = CountingInput(itertools.count())
+    start = sf.DEFAULT_BUFFERSIZE_PER_WORKER * 2
+    stream = sf.Stream(source).map(double, workers=2)
+    results = iter(stream)
+    for expected in range(20000):
+        assert next(results) == 2 * expected
+    cap = max(sf.ADAPTIVE_WINDOW_MAX_AT_LEAST, sf.ADAPTIVE_WINDOW_MAX_PER_WORKER * 2)
+    wait_until(lambda: source.pulled - 20000 > 4 * start, "the stage's window grew")
+    assert source.pulled - 20000 <= cap + 2 * _engine.MAP_TAKE_AHEAD
+    stream.close()
+
+
+def test_a_stream_dropped_before_its_first_result_reads_no_more_input():
+    # its stages started (iter) and nothing was taken: what was acquired
+    # runs and no more of an endless input is read
+    source = CountingInput(itertools.count())
+    results = iter(sf.Stream(source).map(double, workers=2).map(str, workers=2))
+    wait_until(lambda: source.pulled > 0, "the first stage pulling")
+    del results
+    gc.collect()
+    time.sleep(0.05)  # what was acquired finishes
+    pulled = source.pulled
+    time.sleep(0.05)
+    assert source.pulled == pulled
 
 
 def test_break_stops_every_stage_and_joins_the_threads():
