@@ -45,7 +45,8 @@ def map_arguments(iterables, buffersize, default_window):
     arguments; window 0 means unbounded (buffersize=None).
 
     stop_when_dropped is Python 3.14's rule for an explicit integer
-    buffersize: an iterator dropped before it started reads no more input.
+    buffersize (and for STAGE_DEFAULT): an iterator dropped before it
+    started reads no more input.
     With the default window or None, the classic rule stays: every item of
     the input runs."""
     explicit = buffersize is not DEFAULT and buffersize is not None
